@@ -1,0 +1,26 @@
+"""Small shared helpers: rank-agnostic broadcasting and explicit random generators."""
+
+from __future__ import annotations
+
+import torch
+
+
+def append_dims(x: torch.Tensor, target_ndim: int) -> torch.Tensor:
+    """Append trailing singleton dims so a per-example tensor `(B,)` broadcasts against `(B, ...)`."""
+    missing = target_ndim - x.ndim
+    if missing < 0:
+        raise ValueError(f"tensor has {x.ndim} dims, more than the target {target_ndim}")
+    return x[(...,) + (None,) * missing]
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh `torch.Generator` seeded with `seed`: every random draw in sigdiff takes one."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def choice_error(kind: str, name: str, valid: object) -> ValueError:
+    """The error every registry raises for an unknown name: it lists the valid choices."""
+    names = sorted(valid) if not isinstance(valid, str) else [valid]  # type: ignore[call-overload]
+    return ValueError(f"unknown {kind} {name!r}; valid choices: {', '.join(map(str, names))}")
