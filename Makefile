@@ -14,8 +14,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: embedded ECG5000 -> train/holdout split -> training with the paper's timestep
+# sampler (emphasis on small t, the low-noise end) -> samples -> memorization/alignment verdict.
+DEMO ?= runs/demo
+SIGDIFF := $(VENV)/bin/sigdiff
 demo: $(STAMP)
-	$(PY) benchmarks/sampler_accuracy.py
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(SIGDIFF) data make ecg5000 --out $(DEMO)/ecg5000.zarr
+	$(SIGDIFF) data split $(DEMO)/ecg5000.zarr --holdout 0.2 --seed 0 \
+		--out-train $(DEMO)/train.zarr --out-holdout $(DEMO)/holdout.zarr
+	$(SIGDIFF) train --data $(DEMO)/train.zarr --out $(DEMO)/run --preset small \
+		--sampler ci_gaussian --param center=0.2 --param width=0.3
+	$(SIGDIFF) sample --run $(DEMO)/run --n 400 --out $(DEMO)/samples.zarr --sampler dpmpp_2m --steps 50
+	$(SIGDIFF) eval --train $(DEMO)/train.zarr --holdout $(DEMO)/holdout.zarr \
+		--samples $(DEMO)/samples.zarr --out $(DEMO)/report
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu" -q

@@ -4,6 +4,10 @@ library function."""
 from __future__ import annotations
 
 import click
+from sigdiff.cli.data import data
+from sigdiff.cli.eval import eval_cmd
+from sigdiff.cli.timesteps import timesteps
+from sigdiff.cli.train import sample_cmd, train_cmd
 
 from sigdiff import __version__
 
@@ -14,5 +18,16 @@ def cli() -> None:
     """sigdiff: diffusion models for 1D signals with measured control over memorization."""
 
 
+cli.add_command(data)
+cli.add_command(train_cmd)
+cli.add_command(sample_cmd)
+cli.add_command(eval_cmd, name="eval")
+cli.add_command(timesteps)
+
+
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

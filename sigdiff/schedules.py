@@ -259,8 +259,9 @@ def karras_sigmas(
     ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
     inv_rho = 1.0 / rho
     sig = (sigma_max**inv_rho + ramp * (sigma_min**inv_rho - sigma_max**inv_rho)) ** rho
-    if steps == 1:
-        sig = torch.tensor([sigma_max], dtype=torch.float64)
+    sig[0] = sigma_max  # exact ends: the power can lose digits for small ρ and wide ranges
+    if steps > 1:
+        sig[-1] = sigma_min
     return append_zero(sig)
 
 

@@ -1,0 +1,170 @@
+"""`sigdiff train` and `sigdiff sample`: parse, validate, print the resolved config, call one
+library function (sigdiff.training.train / sigdiff.generate.sample_to_store)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["sample_cmd", "train_cmd"]
+
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML scalar or array (``0.2``, ``true``, ``"x"``, ``[1, 2]``); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise click.BadParameter(f"{dotted!r}: {p!r} is not a section")
+    node[leaf] = value
+
+
+def _pairs(items: tuple[str, ...], option: str) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        key, value = item.split("=", 1)
+        out.append((key.strip(), _parse_value(value.strip())))
+    return out
+
+
+def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[str, ...],
+               sets: tuple[str, ...]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    direct = {"data": "data", "steps": "steps", "batch_size": "batch_size", "seed": "seed",
+              "device": "device", "precision": "precision", "ema_decay": "ema_decay",
+              "lr": "optim.lr", "model": "model.name", "model_preset": "model.preset",
+              "sampler": "timesteps.name", "mode": "timesteps.mode", "floor": "timesteps.floor",
+              "weighting": "weighting.name", "parameterization": "diffusion.parameterization",
+              "schedule": "diffusion.schedule", "conditional": "conditional",
+              "checkpoint_every": "checkpoint_every"}
+    for flag, path in direct.items():
+        if flags.get(flag) is not None:
+            _assign(tree, path, flags[flag])
+    for key, value in _pairs(params, "--param"):
+        _assign(tree, f"timesteps.params.{key}", value)
+    for key, value in _pairs(wparams, "--weighting-param"):
+        _assign(tree, f"weighting.params.{key}", value)
+    for key, value in _pairs(sets, "--set"):
+        _assign(tree, key, value)
+    return tree
+
+
+@click.command("train")
+@click.option("--data", type=str, help="training store (from `sigdiff data make/import/split`)")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="run directory: config, checkpoints, train_log.jsonl")
+@click.option("--preset", type=str, default=None, help="training preset: tiny, small, base")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config; flags override it, it overrides the preset")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--model", type=str, default=None, help="network: unet or dit")
+@click.option("--model-preset", type=str, default=None, help="network preset: tiny, small, base")
+@click.option("--sampler", type=str, default=None,
+              help="timestep sampler, e.g. uniform, ci_gaussian, logit_normal, lognormal")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="timestep-sampler parameter, e.g. --param center=0.2 --param width=0.3")
+@click.option("--mode", type=click.Choice(["emphasis", "importance"]), default=None)
+@click.option("--floor", type=float, default=None, help="fraction of uniform draws mixed in")
+@click.option("--weighting", type=str, default=None, help="loss weighting, e.g. none, min_snr")
+@click.option("--weighting-param", "wparams", multiple=True, metavar="KEY=VALUE")
+@click.option("--parameterization", type=str, default=None, help="eps, x0, v or edm")
+@click.option("--schedule", type=str, default=None, help="linear, scaled_linear, cosine, sigmoid")
+@click.option("--ema-decay", type=float, default=None)
+@click.option("--device", type=str, default=None, help="cpu, cuda, or auto")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None)
+@click.option("--conditional/--unconditional", default=None, help="class-conditional training")
+@click.option("--checkpoint-every", type=int, default=None)
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="any config field, e.g. --set optim.warmup_steps=50")
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
+@click.option("--dry-run", is_flag=True, help="print the resolved config and stop")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train_cmd(out: str, preset: str | None, config_path: str | None, params: tuple[str, ...],
+              wparams: tuple[str, ...], sets: tuple[str, ...], resume: bool, dry_run: bool,
+              quiet: bool, **flags: Any) -> None:
+    """Train a diffusion model on a signal store."""
+    from sigdiff.config import config_to_dict, load_config
+    from sigdiff.training import train
+
+    try:
+        overrides = _overrides(flags, params, wparams, sets)
+        if resume and preset is None and config_path is None and (Path(out) / "config.json").is_file():
+            saved = json.loads((Path(out) / "config.json").read_text())
+            from sigdiff.config import merge_dicts
+
+            overrides = merge_dicts(saved, overrides)
+        cfg = load_config(preset=preset, toml_path=config_path, overrides=overrides)
+        if not cfg.data:
+            raise click.UsageError("no training data: pass --data X.zarr (or set data in --config)")
+        click.echo("resolved config:\n" + json.dumps(config_to_dict(cfg), indent=2))
+        if dry_run:
+            return
+        result = train(cfg, run_dir=out, resume=resume, progress=not quiet)
+    except click.ClickException:
+        raise
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err)) from err
+    except RuntimeError as err:  # TrainingError and friends
+        raise click.ClickException(str(err)) from err
+    click.echo(f"trained {result.step} steps; final loss {result.final_loss:.4f}; "
+               f"checkpoint {result.last_checkpoint}")
+
+
+@click.command("sample")
+@click.option("--run", required=True, type=str, help="run directory or checkpoint directory")
+@click.option("--n", "n", type=int, required=True, help="number of samples")
+@click.option("--out", required=True, type=str, help="output store (samples.zarr)")
+@click.option("--sampler", default="dpmpp_2m", show_default=True,
+              help="ddpm, ddim, euler, heun, dpmpp_2m")
+@click.option("--steps", default=50, show_default=True, type=int)
+@click.option("--grid", default="trailing", show_default=True,
+              help="σ grid: trailing, leading, linspace (DDPM timesteps) or karras")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--batch-size", default=256, show_default=True, type=int)
+@click.option("--label", type=int, default=None, help="class label (conditional runs)")
+@click.option("--guidance", type=float, default=1.0, show_default=True,
+              help="classifier-free guidance scale (1 = conditional, no guidance)")
+@click.option("--raw-weights", is_flag=True, help="sample from the raw weights instead of EMA")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace an existing output store")
+@click.option("--dry-run", is_flag=True, help="print the resolved options and stop")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, seed: int,
+               batch_size: int, label: int | None, guidance: float, raw_weights: bool,
+               device: str, overwrite: bool, dry_run: bool, quiet: bool) -> None:
+    """Draw N samples from a trained run into a store."""
+    from sigdiff.generate import sample_to_store
+
+    options = {"run": run, "n": n, "out": out, "sampler": sampler, "steps": steps, "grid": grid,
+               "seed": seed, "batch_size": batch_size, "label": label, "guidance": guidance,
+               "weights": "raw" if raw_weights else "ema", "device": device}
+    click.echo("resolved options: " + json.dumps(options))
+    if dry_run:
+        return
+    try:
+        path = sample_to_store(run, out, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
+                               batch_size=batch_size, label=label, guidance=guidance,
+                               use_ema=not raw_weights, device=device, overwrite=overwrite,
+                               progress=not quiet)
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {n} samples to {path}")

@@ -1,0 +1,600 @@
+"""The sigdiff signal store: a zarr v3 group that `xarray.open_zarr` opens with named dimensions.
+
+Layout (real data and generated samples alike)::
+
+    signals   (sample, channel, time)  float32, compressed, chunked along samples
+    labels    (sample,)                int64, optional
+    time      (time,)                  float64 seconds, coordinate
+    channel   (channel,)               str, coordinate
+    attrs     sampling_rate, units, channel_names, norm_mean, norm_std, n_samples, ... user attrs
+
+Writes are atomic: everything goes to a hidden temporary directory beside the target, which is
+renamed onto the target name only after the last byte is written; on any error the temporary
+directory is removed and nothing appears under the target name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import fsspec
+import numpy as np
+import zarr
+from fsspec.core import url_to_fs
+from zarr.abc.store import Store
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SignalStore",
+    "StoreError",
+    "StoreWriter",
+    "check_finite",
+    "open_store",
+    "read_store",
+    "split_store",
+    "write_store",
+]
+
+FORMAT_VERSION = 1
+_MARKER = "sigdiff_store"  # attrs key whose presence makes a zarr group a sigdiff store
+_TARGET_CHUNK_BYTES = 4 * 2**20  # default chunk ≈ 4 MiB of float32 samples
+_MAX_LISTED = 5  # how many bad locations an error message lists
+
+PathLike = str | os.PathLike[str]
+
+
+class StoreError(ValueError):
+    """Bad input or a bad store; the message names the path/row/channel and what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# validation shared by the writers and the importers
+
+
+def check_finite(signals: np.ndarray, *, where: str) -> None:
+    """Raise `StoreError` listing how many values are NaN/Inf and in which (row, channel)."""
+    bad = ~np.isfinite(signals)
+    if not bad.any():
+        return
+    rows, chans = np.nonzero(bad.any(axis=2))
+    spots = ", ".join(f"row {r} channel {c}" for r, c in zip(rows[:_MAX_LISTED], chans))
+    more = f" and {len(rows) - _MAX_LISTED} more rows" if len(rows) > _MAX_LISTED else ""
+    raise StoreError(
+        f"{where}: {int(bad.sum())} NaN/Inf values in {len(np.unique(rows))} rows ({spots}{more}); "
+        "fix the data or import with drop_nonfinite=True (--drop-nonfinite) to skip those rows"
+    )
+
+
+def _as_signals(signals: np.ndarray, *, where: str) -> np.ndarray:
+    """Validate dtype and rank; return a float32 (N, C, L) array."""
+    arr = np.asarray(signals)
+    if arr.dtype.kind not in "fiub":
+        raise StoreError(f"{where}: signals must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 3:
+        raise StoreError(
+            f"{where}: signals must have shape (N, C, L) = (sample, channel, time), got {arr.ndim} "
+            f"dims {arr.shape}; add a channel axis with signals[:, None, :] for 1-channel data"
+        )
+    if 0 in arr.shape:
+        raise StoreError(f"{where}: signals are empty, shape {arr.shape}")
+    return arr.astype(np.float32, copy=False)
+
+
+def _auto_chunk(n_channels: int, length: int) -> int:
+    return max(1, _TARGET_CHUNK_BYTES // (4 * n_channels * length))
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays inside attrs to plain JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# location handling: local paths, file://, memory://, and any fsspec URL
+
+
+@dataclass(frozen=True)
+class _Location:
+    fs: fsspec.AbstractFileSystem
+    path: str  # filesystem path, no protocol
+    display: str  # what error messages show
+
+    @classmethod
+    def parse(cls, target: PathLike, storage_options: Mapping[str, Any] | None) -> _Location:
+        text = os.fspath(target)
+        fs, path = url_to_fs(text, **dict(storage_options or {}))
+        return cls(fs=fs, path=path.rstrip("/"), display=text)
+
+    @property
+    def is_local(self) -> bool:
+        return "file" in _protocols(self.fs)
+
+    def store(self, path: str | None = None, *, read_only: bool) -> Store:
+        path = self.path if path is None else path
+        if self.is_local:
+            return zarr.storage.LocalStore(path, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            self.fs.unstrip_protocol(path),
+            storage_options=_fs_options(self.fs),
+            read_only=read_only,
+        )
+
+    def sibling(self, tag: str) -> str:
+        parent, _, name = self.path.rpartition("/")
+        return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _fs_options(fs: fsspec.AbstractFileSystem) -> dict[str, Any]:
+    return dict(getattr(fs, "storage_options", {}) or {})
+
+
+def _publish(loc: _Location, tmp: str, *, overwrite: bool) -> None:
+    """Move the finished temporary store onto the target name (rename on local disks)."""
+    trash = None
+    if loc.fs.exists(loc.path):
+        if not overwrite:
+            raise StoreError(f"{loc.display}: already exists; pass overwrite=True (--overwrite)")
+        trash = loc.sibling("old")
+        _move(loc, loc.path, trash)
+    _move(loc, tmp, loc.path)
+    if trash is not None:
+        loc.fs.rm(trash, recursive=True)
+
+
+def _move(loc: _Location, src: str, dst: str) -> None:
+    if loc.is_local:
+        os.replace(src, dst)
+    else:
+        loc.fs.mv(src, dst, recursive=True)
+
+
+def _discard(loc: _Location, tmp: str) -> None:
+    if loc.fs.exists(tmp):
+        loc.fs.rm(tmp, recursive=True)
+
+
+# --------------------------------------------------------------------------------------------
+# running per-channel statistics (Chan et al. 1979 pairwise merge of mean and M2)
+
+
+@dataclass
+class _RunningStats:
+    count: int = 0
+    mean: np.ndarray | None = None  # (C,) float64
+    m2: np.ndarray | None = None  # (C,) sum of squared deviations
+
+    def update(self, batch: np.ndarray) -> None:
+        x = batch.astype(np.float64).transpose(1, 0, 2).reshape(batch.shape[1], -1)  # (C, n*L)
+        n_b, mean_b = x.shape[1], x.mean(axis=1)
+        m2_b = ((x - mean_b[:, None]) ** 2).sum(axis=1)
+        if self.mean is None or self.m2 is None:
+            self.count, self.mean, self.m2 = n_b, mean_b, m2_b
+            return
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * n_b / n
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / n
+        self.count = n
+
+    def std(self) -> np.ndarray:
+        assert self.m2 is not None
+        return np.sqrt(self.m2 / self.count)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+class StoreWriter:
+    """Streaming, atomic store writer: `append` chunks of (n, C, L); the store appears on exit.
+
+    Use as a context manager; if the block raises, the temporary store is deleted and nothing
+    is left under the target name. Memory use is bounded by one chunk of samples.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        n_channels: int,
+        length: int,
+        sampling_rate: float,
+        units: str = "a.u.",
+        channel_names: Sequence[str] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        chunk_samples: int | None = None,
+        with_labels: bool = False,
+        overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._loc = _Location.parse(path, storage_options)
+        if not sampling_rate > 0 or not np.isfinite(sampling_rate):
+            raise StoreError(
+                f"{self._loc.display}: sampling_rate must be > 0 Hz, got {sampling_rate}"
+            )
+        names = (
+            [f"ch{i}" for i in range(n_channels)] if channel_names is None else list(channel_names)
+        )
+        if len(names) != n_channels:
+            raise StoreError(
+                f"{self._loc.display}: {len(names)} channel_names for {n_channels} channels"
+            )
+        if self._loc.fs.exists(self._loc.path) and not overwrite:
+            raise StoreError(
+                f"{self._loc.display}: already exists; pass overwrite=True (--overwrite)"
+            )
+        self.n_channels, self.length, self.sampling_rate = n_channels, length, float(sampling_rate)
+        self._overwrite, self._with_labels = overwrite, with_labels
+        self._chunk = chunk_samples or _auto_chunk(n_channels, length)
+        self._meta = {"units": units, "channel_names": names, **_jsonable(dict(attrs or {}))}
+        self._stats = _RunningStats()
+        self._n = 0
+        self._tmp: str | None = None
+        self._group: zarr.Group | None = None
+
+    # -- context manager ------------------------------------------------------------------
+    def __enter__(self) -> StoreWriter:
+        self._tmp = self._loc.sibling("tmp")
+        self._group = zarr.open_group(self._loc.store(self._tmp, read_only=False), mode="w")
+        self._create_arrays(self._group)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tmp is not None
+        try:
+            if exc_type is None:
+                self._finish()
+                _publish(self._loc, self._tmp, overwrite=self._overwrite)
+        finally:
+            _discard(self._loc, self._tmp)
+
+    # -- writing ----------------------------------------------------------------------------
+    def _create_arrays(self, g: zarr.Group) -> None:
+        c, length = self.n_channels, self.length
+        g.create_array(
+            "signals",
+            shape=(0, c, length),
+            chunks=(self._chunk, c, length),
+            dtype="float32",
+            dimension_names=("sample", "channel", "time"),
+        )
+        if self._with_labels:
+            g.create_array(
+                "labels",
+                shape=(0,),
+                chunks=(max(self._chunk, 4096),),
+                dtype="int64",
+                dimension_names=("sample",),
+            )
+        time = g.create_array("time", shape=(length,), dtype="float64", dimension_names=("time",))
+        time[:] = np.arange(length) / self.sampling_rate  # seconds
+        chan = g.create_array("channel", shape=(c,), dtype=str, dimension_names=("channel",))
+        chan[:] = np.array(self._meta["channel_names"], dtype=object)
+
+    def append(self, signals: np.ndarray, *, labels: np.ndarray | None = None) -> None:
+        """Append a batch of (n, C, L) signals (and its (n,) integer labels when the store has them)."""
+        if self._group is None:
+            raise RuntimeError("StoreWriter.append outside its `with` block")
+        where = f"{self._loc.display} (rows {self._n}..)"
+        batch = _as_signals(signals, where=where)
+        if batch.shape[1:] != (self.n_channels, self.length):
+            raise StoreError(
+                f"{where}: batch shape {batch.shape[1:]} != store (C, L) = "
+                f"{(self.n_channels, self.length)}"
+            )
+        check_finite(batch, where=where)
+        n0, n1 = self._n, self._n + len(batch)
+        sig = self._group["signals"]
+        assert isinstance(sig, zarr.Array)
+        sig.resize((n1, self.n_channels, self.length))
+        sig[n0:n1] = batch
+        self._append_labels(labels, n0, n1, where=where)
+        self._stats.update(batch)
+        self._n = n1
+
+    def _append_labels(self, labels: np.ndarray | None, n0: int, n1: int, *, where: str) -> None:
+        if (labels is None) == self._with_labels:
+            want = "needs labels (with_labels=True)" if self._with_labels else "has no labels"
+            raise StoreError(f"{where}: this store {want}; pass labels consistently")
+        if labels is None:
+            return
+        lab = np.asarray(labels)
+        if lab.shape != (n1 - n0,) or lab.dtype.kind not in "iub":
+            raise StoreError(
+                f"{where}: labels must be ({n1 - n0},) integers, got {lab.shape} {lab.dtype}"
+            )
+        arr = self._group["labels"]  # type: ignore[index]
+        assert isinstance(arr, zarr.Array)
+        arr.resize((n1,))
+        arr[n0:n1] = lab.astype(np.int64)
+
+    def _finish(self) -> None:
+        assert self._group is not None
+        if self._n == 0:
+            raise StoreError(f"{self._loc.display}: no signals were written (empty input)")
+        std = self._stats.std()
+        flat = np.flatnonzero(~(std > 0))
+        if flat.size:
+            names = [self._meta["channel_names"][i] for i in flat]
+            raise StoreError(
+                f"{self._loc.display}: channels {flat.tolist()} {names} are constant "
+                "(std 0) so normalisation would divide by zero; drop those channels"
+            )
+        self._group.attrs.update(
+            {
+                _MARKER: FORMAT_VERSION,
+                "sampling_rate": self.sampling_rate,
+                "n_samples": self._n,
+                "norm_mean": _jsonable(self._stats.mean),
+                "norm_std": _jsonable(std),
+                **self._meta,
+            }
+        )
+        with warnings.catch_warnings():  # consolidated metadata is a zarr-python v3 extension
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(self._group.store)
+
+
+def write_store(
+    path: PathLike,
+    signals: np.ndarray,
+    *,
+    sampling_rate: float,
+    labels: np.ndarray | None = None,
+    units: str = "a.u.",
+    channel_names: Sequence[str] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    chunk_samples: int | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> SignalStore:
+    """Write (N, C, L) signals (and optional (N,) labels) as a sigdiff store, atomically."""
+    arr = _as_signals(signals, where=os.fspath(path))
+    writer = StoreWriter(
+        path,
+        n_channels=arr.shape[1],
+        length=arr.shape[2],
+        sampling_rate=sampling_rate,
+        units=units,
+        channel_names=channel_names,
+        attrs=attrs,
+        chunk_samples=chunk_samples,
+        with_labels=labels is not None,
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )
+    with writer:
+        writer.append(arr, labels=labels)
+    return open_store(path, storage_options=storage_options)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class SignalStore:
+    """An opened store: lazy `signals` (N, C, L) plus metadata. Build it with `open_store`."""
+
+    path: str
+    signals: zarr.Array
+    labels: np.ndarray | None
+    sampling_rate: float
+    attrs: dict[str, Any] = field(repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signals.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.signals.shape[1])
+
+    @property
+    def length(self) -> int:
+        return int(self.signals.shape[2])
+
+    @property
+    def norm_mean(self) -> np.ndarray:
+        return np.asarray(self.attrs["norm_mean"], dtype=np.float64)
+
+    @property
+    def norm_std(self) -> np.ndarray:
+        return np.asarray(self.attrs["norm_std"], dtype=np.float64)
+
+    @property
+    def split(self) -> dict[str, Any] | None:
+        """The split record written by `split_store` (role, source, seed, ...), or None."""
+        return self.attrs.get("split")
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(self.signals.chunks[0])
+
+    def read(self, indices: Sequence[int] | np.ndarray | slice | None = None) -> np.ndarray:
+        """Signals as float32 (n, C, L); `indices` may be any order, repeats allowed."""
+        if indices is None:
+            return np.asarray(self.signals[:], dtype=np.float32)
+        if isinstance(indices, slice):
+            return np.asarray(self.signals[indices], dtype=np.float32)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + self.n_samples, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_samples):
+            raise IndexError(f"{self.path}: index out of range for {self.n_samples} samples")
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        if uniq.size == 0:
+            return np.empty((0, self.n_channels, self.length), np.float32)
+        block = self.signals.get_orthogonal_selection((uniq, slice(None), slice(None)))
+        return np.asarray(block, dtype=np.float32)[inverse]
+
+
+def open_store(path: PathLike, *, storage_options: Mapping[str, Any] | None = None) -> SignalStore:
+    """Open a sigdiff store by path or fsspec URL (`file://`, `memory://`, `s3://`, ...)."""
+    loc = _Location.parse(path, storage_options)
+    hint = "create one with `sigdiff data import`/`make` or sigdiff.data.write_store"
+    try:
+        group = zarr.open_group(loc.store(read_only=True), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as err:
+        raise StoreError(
+            f"{loc.display}: not a sigdiff store (no zarr group: {err}); {hint}"
+        ) from err
+    attrs = dict(group.attrs)
+    if _MARKER not in attrs or "signals" not in group:
+        raise StoreError(
+            f"{loc.display}: not a sigdiff store (zarr group without "
+            f"'{_MARKER}' attribute or 'signals' array); {hint}"
+        )
+    signals = group["signals"]
+    assert isinstance(signals, zarr.Array)
+    labels = None
+    if "labels" in group:
+        arr = group["labels"]
+        assert isinstance(arr, zarr.Array)
+        labels = np.asarray(arr[:], dtype=np.int64)
+    return SignalStore(
+        path=loc.display,
+        signals=signals,
+        labels=labels,
+        sampling_rate=float(attrs["sampling_rate"]),  # type: ignore[arg-type]
+        attrs=attrs,
+    )
+
+
+def read_store(
+    path: PathLike, *, storage_options: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """All signals as float32 (N, C, L) plus the store's attrs (with "sampling_rate")."""
+    store = open_store(path, storage_options=storage_options)
+    return store.read(), dict(store.attrs)
+
+
+# --------------------------------------------------------------------------------------------
+# splitting
+
+
+def _stratified_holdout(labels: np.ndarray, holdout: float, rng: np.random.Generator) -> np.ndarray:
+    """Holdout indices, per-class counts by largest remainder so the total is round(holdout·N)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = holdout * counts
+    take = np.floor(quota).astype(np.int64)
+    short = round(holdout * len(labels)) - int(take.sum())
+    order = np.lexsort((rng.random(len(classes)), -(quota - take)))  # largest remainder first
+    take[order[:short]] += 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def split_store(
+    path: PathLike,
+    *,
+    holdout: float,
+    seed: int,
+    out_train: PathLike,
+    out_holdout: PathLike,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[SignalStore, SignalStore]:
+    """Split a store into train/holdout stores (stratified by labels when present).
+
+    Each output records `attrs["split"]` = {role, source, seed, holdout, stratified} and an
+    int64 array `source_index` (sample,) giving each row's index in the source store.
+    """
+    src = open_store(path, storage_options=storage_options)
+    if not 0 < holdout < 1:
+        raise StoreError(f"{src.path}: holdout must be a fraction in (0, 1), got {holdout}")
+    rng = np.random.default_rng(seed)
+    n = src.n_samples
+    if src.labels is not None:
+        hold = _stratified_holdout(src.labels, holdout, rng)
+    else:
+        hold = np.sort(rng.permutation(n)[: round(holdout * n)])
+    train = np.setdiff1d(np.arange(n), hold)
+    if hold.size == 0 or train.size == 0:
+        raise StoreError(f"{src.path}: holdout {holdout} of {n} samples leaves an empty side")
+    record = {
+        "source": src.path,
+        "seed": int(seed),
+        "holdout": float(holdout),
+        "stratified": src.labels is not None,
+    }
+    outs = []
+    for role, rows, out in (("train", train, out_train), ("holdout", hold, out_holdout)):
+        split = {**record, "role": role, "n_samples": int(rows.size)}
+        _copy_rows(
+            src, rows, out, split=split, overwrite=overwrite, storage_options=storage_options
+        )
+        outs.append(open_store(out, storage_options=storage_options))
+    return outs[0], outs[1]
+
+
+def _copy_rows(
+    src: SignalStore,
+    rows: np.ndarray,
+    out: PathLike,
+    *,
+    split: dict[str, Any],
+    overwrite: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> None:
+    """Stream `rows` of `src` into a new store, one source chunk's worth at a time."""
+    keep = {
+        k: v
+        for k, v in src.attrs.items()
+        if k
+        not in {
+            _MARKER,
+            "sampling_rate",
+            "n_samples",
+            "norm_mean",
+            "norm_std",
+            "units",
+            "channel_names",
+            "split",
+        }
+    }
+    writer = StoreWriter(
+        out,
+        n_channels=src.n_channels,
+        length=src.length,
+        sampling_rate=src.sampling_rate,
+        units=src.attrs.get("units", "a.u."),
+        channel_names=src.attrs.get("channel_names"),
+        attrs={**keep, "split": split},
+        chunk_samples=src.chunk_samples,
+        with_labels=src.labels is not None,
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )
+    step = src.chunk_samples
+    with writer:
+        for i in range(0, rows.size, step):
+            part = rows[i : i + step]
+            labels = None if src.labels is None else src.labels[part]
+            writer.append(src.read(part), labels=labels)
+        group = writer._group
+        assert group is not None
+        group.create_array("source_index", data=rows.astype(np.int64), dimension_names=("sample",))

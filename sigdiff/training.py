@@ -1,0 +1,424 @@
+"""``train(config)``: the training loop — AdamW, warm-up + cosine LR, EMA, exact resume, DDP.
+
+Reproducibility: every random draw of step ``k`` (batch indices, crops, timesteps, noise, label
+dropout, and the network's own dropout) derives from ``(seed, k)``. A run killed at any moment and
+resumed from its last checkpoint therefore produces the same weights as an uninterrupted run.
+
+Distributed: launched by ``torchrun``, every rank draws the same *global* batch and keeps its
+slice ``[rank::world]``; DDP averages gradients, so the update equals a single process with the
+same global batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from sigdiff.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
+from sigdiff.data.store import open_store
+from sigdiff.denoiser import Denoiser
+from sigdiff.losses import denoising_loss
+from sigdiff.models import build_model
+from sigdiff.timesteps import TimestepSampler
+
+__all__ = ["TrainResult", "TrainingError", "build_denoiser", "step_generator", "train"]
+
+#: Number of noise-level buckets (quantiles of t) the loss is logged by (improved-diffusion).
+LOSS_BUCKETS = 4
+#: Stores larger than this many bytes are read batch by batch instead of held in memory.
+IN_MEMORY_LIMIT_BYTES = 4 * 2**30
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (non-finite loss, data/config mismatch, unusable run directory)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int
+    last_checkpoint: Path
+    final_loss: float
+
+
+def step_generator(seed: int, step: int, *, stream: int = 0, device: str = "cpu") -> torch.Generator:
+    """The generator for one training step's randomness, derived from (seed, step, stream)."""
+    state = np.random.SeedSequence([seed, step, stream]).generate_state(2, dtype=np.uint32)
+    g = torch.Generator(device=device)
+    g.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return g
+
+
+# --- data ---------------------------------------------------------------------------------
+class _Batches:
+    """Deterministic batches: epoch permutations from (seed, epoch), crops from the step RNG."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+        store = open_store(cfg.data)
+        self.store = store
+        self.n = store.n_samples
+        if self.n < 1:
+            raise TrainingError(f"{cfg.data}: the store holds no samples")
+        self.mean = torch.as_tensor(store.norm_mean, dtype=torch.float32)[:, None]  # (C, 1)
+        self.std = torch.as_tensor(store.norm_std, dtype=torch.float32)[:, None]
+        nbytes = store.n_samples * store.n_channels * store.length * 4
+        self.signals = self._norm(torch.from_numpy(store.read())) if nbytes <= IN_MEMORY_LIMIT_BYTES else None
+        labels = store.labels
+        self.classes: list[int] = sorted(int(v) for v in np.unique(labels)) if labels is not None else []
+        if cfg.conditional and labels is None:
+            raise TrainingError(f"{cfg.data}: conditional=true needs a store with labels")
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        self.labels = (torch.tensor([lookup[int(v)] for v in labels], dtype=torch.long)
+                       if labels is not None else None)
+        self.crop = cfg.crop_length
+        if self.crop is not None and self.crop > store.length:
+            raise TrainingError(f"{cfg.data}: crop_length {self.crop} exceeds the signal length "
+                                f"{store.length}")
+        self.seed, self.batch_size, self.device = cfg.seed, cfg.batch_size, device
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = step_generator(self.seed, epoch, stream=1)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def indices(self, step: int) -> torch.Tensor:
+        pos = step * self.batch_size + torch.arange(self.batch_size)
+        epochs, offsets = pos // self.n, pos % self.n
+        return torch.stack([self._permutation(int(e))[int(o)] for e, o in zip(epochs, offsets)])
+
+    def get(self, step: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.indices(step)
+        if self.signals is not None:
+            x = self.signals[idx]  # (B, C, L)
+        else:
+            order = torch.argsort(idx)  # read in store order (chunk-friendly), then restore
+            rows = torch.from_numpy(self.store.read(idx[order].numpy()))
+            x = self._norm(rows)[torch.argsort(order)]
+        if self.crop is not None:
+            starts = torch.randint(0, x.shape[-1] - self.crop + 1, (x.shape[0],), generator=g)
+            x = torch.stack([row[:, s:s + self.crop] for row, s in zip(x, starts.tolist())])
+        y = self.labels[idx] if self.labels is not None else None
+        return x.to(self.device), (y.to(self.device) if y is not None else None)
+
+
+# --- model ----------------------------------------------------------------------------------
+def build_denoiser(cfg: TrainConfig, model_config: dict[str, Any] | None = None,
+                   *, in_channels: int, num_classes: int) -> tuple[Denoiser, dict[str, Any]]:
+    """The network wrapped in its parameterization. With ``model_config`` (from a checkpoint)
+    the exact architecture is rebuilt; otherwise it is resolved from the config."""
+    import dataclasses
+
+    if model_config is not None:
+        net, mcfg = build_model(cfg.model.name, **model_config)
+    else:
+        overrides = dict(cfg.model.overrides)
+        overrides.setdefault("in_channels", in_channels)
+        overrides.setdefault("out_channels", in_channels)
+        if num_classes:
+            overrides.setdefault("num_classes", num_classes)
+        net, mcfg = build_model(cfg.model.name, preset=cfg.model.preset, **overrides)
+    den = Denoiser(net, cfg.diffusion.build_parameterization(),
+                   schedule=cfg.diffusion.build_schedule())
+    resolved = json.loads(json.dumps(dataclasses.asdict(mcfg)))
+    return den, resolved
+
+
+def _lr_lambda(cfg: TrainConfig) -> Any:
+    o = cfg.optim
+
+    def fn(step: int) -> float:
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return fn
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def _ema_decay(cfg: TrainConfig, step: int) -> float:
+    """EMA decay at ``step`` (0-based count of finished updates); with warm-up, the decay
+    min(decay, (1 + k)/(10 + k)) lets early averages follow the fast-moving weights."""
+    if not cfg.ema_warmup:
+        return cfg.ema_decay
+    return min(cfg.ema_decay, (1 + step) / (10 + step))
+
+
+@contextmanager
+def _seeded_global_rng(seed: int, step: int, device: torch.device) -> Iterator[None]:
+    """Network-internal randomness (dropout) uses the global RNG: seed it from (seed, step) inside
+    a fork so the caller's global state is untouched."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        s = int(np.random.SeedSequence([seed, step, 2]).generate_state(1)[0])
+        torch.manual_seed(s)
+        yield
+
+
+# --- distributed ------------------------------------------------------------------------------
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _maybe_init_distributed(device: torch.device) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if name.startswith("cuda") and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+# --- the loop -------------------------------------------------------------------------------
+def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> TrainConfig:
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved_cfg = config_from_dict(saved)
+    mine = config_to_dict(cfg)
+    # Only the step budget may grow on resume; everything else must match the original run.
+    diffs = sorted(k for k in mine if k != "steps" and mine[k] != saved[k])
+    if diffs:
+        raise TrainingError(
+            f"{run_dir}: cannot resume with a different config (changed: {', '.join(diffs)}); "
+            "resume with the same settings or start a new --out directory")
+    return saved_cfg if cfg.steps == saved_cfg.steps else cfg
+
+
+def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
+    s = batches.store
+    return {
+        "step": step,
+        "n_channels": s.n_channels,
+        "length": cfg.crop_length or s.length,
+        "sampling_rate": s.sampling_rate,
+        "norm_mean": [float(v) for v in s.norm_mean],
+        "norm_std": [float(v) for v in s.norm_std],
+        "classes": batches.classes,
+        "data": str(cfg.data),
+        "channel_names": list(s.attrs.get("channel_names", [])),
+        "units": s.attrs.get("units", "a.u."),
+    }
+
+
+def train(cfg: TrainConfig, *, run_dir: str | Path, resume: bool = False,
+          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train a denoiser per ``cfg``, writing checkpoints and logs into ``run_dir``.
+
+    ``resume`` continues from the latest checkpoint of ``run_dir`` exactly where it stopped.
+    ``stop_after`` ends this call after that many optimizer steps (as if the run were killed
+    there), used to test exact resumption.
+    """
+    run_dir = Path(run_dir)
+    device = _resolve_device(cfg.device)
+    started_dist = _maybe_init_distributed(device)
+    rank, world = _dist_info()
+    if cfg.batch_size % (world * cfg.optim.grad_accum):
+        raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by world size "
+                            f"({world}) × grad_accum ({cfg.optim.grad_accum})")
+    try:
+        return _train(cfg, run_dir, device, rank, world, resume, progress, stop_after)
+    finally:
+        if started_dist:
+            dist.destroy_process_group()
+
+
+def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool, rank: int) -> TrainConfig:
+    if resume:
+        if not (run_dir / "config.json").is_file():
+            raise TrainingError(f"{run_dir}: nothing to resume (no config.json); start without "
+                                "--resume")
+        return _check_resume_config(run_dir, cfg)
+    if list_checkpoints(run_dir):
+        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                            "choose another --out directory (nothing was overwritten)")
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
+    return cfg
+
+
+def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, world: int,
+           resume: bool, progress: bool, stop_after: int | None) -> TrainResult:
+    cfg = _prepare_run_dir(cfg, run_dir, resume, rank)
+    batches = _Batches(cfg, device)
+    num_classes = len(batches.classes) if cfg.conditional else 0
+    loaded = load_checkpoint(find_checkpoint(run_dir), with_train_state=True) if resume and \
+        list_checkpoints(run_dir) else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # initial weights, from the seed alone
+        den, model_config = build_denoiser(
+            cfg, loaded.config["model_config"] if loaded else None,
+            in_channels=batches.store.n_channels, num_classes=num_classes)
+    den.to(device)
+    ema = copy.deepcopy(den.net).requires_grad_(False)
+    opt = torch.optim.AdamW(den.net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                            betas=(cfg.optim.beta1, cfg.optim.beta2))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    schedule = cfg.diffusion.build_schedule()
+    sampler = cfg.timesteps.build(schedule)
+    weighting = cfg.weighting
+    param = cfg.diffusion.build_parameterization()
+    step = 0
+    if loaded is not None:
+        assert loaded.train_state is not None
+        den.net.load_state_dict(loaded.model)
+        ema.load_state_dict(loaded.ema)
+        opt.load_state_dict(loaded.train_state["optimizer"])
+        sched.load_state_dict(loaded.train_state["lr_schedule"])
+        if "sampler" in loaded.train_state and hasattr(sampler, "load_state_dict"):
+            sampler.load_state_dict(loaded.train_state["sampler"])
+        step = loaded.step
+    net: nn.Module = den.net
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(den.net, device_ids=[device.index]
+                                                  if device.type == "cuda" else None)
+    train_den = Denoiser(net, param, schedule=schedule)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                else nullcontext())
+    log_path = run_dir / "train_log.jsonl"
+    meta = _meta(batches, cfg, step)
+    last_ckpt = find_checkpoint(run_dir) if loaded else run_dir
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step",
+               desc="train", dynamic_ncols=True)
+    window: list[dict[str, float]] = []
+    t0, last_loss = time.perf_counter(), float("nan")
+    while step < end:
+        stats = _train_step(cfg, step, batches, train_den, net, sampler, weighting, param, opt,
+                            autocast, device, rank, world)
+        sched.step()
+        _ema_update(ema, den.net, _ema_decay(cfg, step))
+        step += 1
+        last_loss = stats["loss"]
+        window.append(stats)
+        bar.update(1)
+        lr = float(sched.get_last_lr()[0])
+        bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+        if rank == 0 and (step % cfg.log_every == 0 or step == end):
+            _log(log_path, step, window, lr, time.perf_counter() - t0, cfg.batch_size)
+            window, t0 = [], time.perf_counter()
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            train_state: dict[str, Any] = {"optimizer": opt.state_dict(),
+                                           "lr_schedule": sched.state_dict(), "step": step}
+            if hasattr(sampler, "state_dict"):
+                train_state["sampler"] = sampler.state_dict()
+            last_ckpt = save_checkpoint(
+                run_dir, step=step, keep_last=cfg.keep_last, meta={**meta, "step": step},
+                config={"train": config_to_dict(cfg), "model_config": model_config},
+                model=den.net.state_dict(), ema=ema.state_dict(), train_state=train_state)
+    bar.close()
+    return TrainResult(run_dir=run_dir, step=step, last_checkpoint=last_ckpt, final_loss=last_loss)
+
+
+def _train_step(cfg: TrainConfig, step: int, batches: _Batches, den: Denoiser, net: nn.Module,
+                sampler: TimestepSampler, weighting: Any, param: Any,
+                opt: torch.optim.Optimizer, autocast: Any, device: torch.device,
+                rank: int, world: int) -> dict[str, float]:
+    g = step_generator(cfg.seed, step)
+    x0, y = batches.get(step, g)  # the global batch, identical on every rank: (B, C, L)
+    t, w_sampler = sampler.sample(cfg.batch_size, generator=g)
+    noise = torch.randn(x0.shape, generator=g).to(device)
+    if y is not None and cfg.conditional:
+        drop = torch.rand(cfg.batch_size, generator=g).to(device) < cfg.label_dropout
+        y = torch.where(drop, torch.full_like(y, len(batches.classes)), y)  # null class
+    else:
+        y = None
+    t, w_sampler = t.to(device), w_sampler.to(device)
+    sigma = den.schedule.sigma(t).to(torch.float32) if den.schedule else t.float()
+    lam = weighting.weight(sigma, param).to(device)  # λ(σ): the loss weighting
+    mine = slice(rank, None, world)
+    x0, noise, sigma, lam, w_sampler = x0[mine], noise[mine], sigma[mine], lam[mine], w_sampler[mine]
+    t_all, t = t, t[mine]
+    y = y[mine] if y is not None else None
+    local_b = x0.shape[0]
+    micro = local_b // cfg.optim.grad_accum
+    opt.zero_grad(set_to_none=True)
+    losses = torch.empty(local_b, device=device)
+    with _seeded_global_rng(cfg.seed, step, device):
+        for i in range(cfg.optim.grad_accum):
+            sl = slice(i * micro, (i + 1) * micro)
+            sync = nullcontext() if (world == 1 or i == cfg.optim.grad_accum - 1) else \
+                net.no_sync()  # type: ignore[operator]
+            with sync, autocast:
+                per_ex = denoising_loss(den, x0[sl], sigma[sl], noise[sl],
+                                        cond=y[sl] if y is not None else None, weight=lam[sl])
+            if not torch.isfinite(per_ex).all():
+                bad = (~torch.isfinite(per_ex)).sum().item()
+                raise TrainingError(
+                    f"non-finite loss at step {step + 1} ({bad} of {micro} examples); the run "
+                    "stopped and its last good checkpoint is kept. Lower optim.lr, enable "
+                    "optim.grad_clip, or check the data for extreme values")
+            with sync:  # importance weights multiply the λ-weighted loss (Nichol & Dhariwal 2021)
+                ((per_ex.float() * w_sampler[sl]).sum() / local_b).backward()
+            losses[sl] = per_ex.detach().float()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip or float("inf"))
+    opt.step()
+    # loss_aware sees the λ-weighted loss before importance weighting, from every rank alike
+    sampler.update(t_all, _gather(losses, world))
+    stats = {"loss": float(losses.mean()), "grad_norm": float(grad_norm)}
+    bucket = (t.float() * LOSS_BUCKETS / den.schedule.T).long().clamp(0, LOSS_BUCKETS - 1) \
+        if den.schedule else torch.zeros_like(t, dtype=torch.long)
+    for q in range(LOSS_BUCKETS):
+        sel = bucket == q
+        if sel.any():
+            stats[f"loss_q{q}"] = float(losses[sel].mean())
+    return stats
+
+
+def _gather(x: torch.Tensor, world: int) -> torch.Tensor:
+    """Per-example values of the global batch in global order (rank r holds [r::world])."""
+    if world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x)
+    return torch.stack(parts, dim=1).flatten()  # (B/world, world) -> global order
+
+
+def _log(path: Path, step: int, window: list[dict[str, float]], lr: float, elapsed: float,
+         batch_size: int) -> None:
+    keys = sorted({k for s in window for k in s})
+    rec: dict[str, float | int] = {"step": step, "lr": lr,
+                                   "samples_per_s": len(window) * batch_size / max(elapsed, 1e-9)}
+    for k in keys:
+        vals = [s[k] for s in window if k in s]
+        rec[k] = float(np.mean(vals))
+    with open(path, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")

@@ -1,0 +1,98 @@
+"""The catalog (embedded ECG5000) and the `sigdiff data` click group, run with click's runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sigdiff.cli.data import data
+from sigdiff.datasets import CATALOG, load_dataset
+
+from sigdiff.data.store import open_store
+
+SHARED_ECG = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000" / "ECG5000_TRAIN.txt"
+)
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(data, list(args))
+    return result.exit_code, result.output
+
+
+def test_ecg5000_embedded_matches_shared_file() -> None:
+    ecg = load_dataset("ecg5000")
+    assert ecg.signals.shape == (500, 1, 140) and ecg.sampling_rate == 250.0
+    np.testing.assert_array_equal(np.bincount(ecg.labels)[1:], [292, 177, 10, 19, 2])
+    if not SHARED_ECG.exists():
+        pytest.skip("shared/data/ecg5000 not present")
+    ref = np.loadtxt(SHARED_ECG)
+    np.testing.assert_array_equal(ecg.signals[:, 0], ref[:, 1:].astype(np.float32))
+    np.testing.assert_array_equal(ecg.labels, ref[:, 0].astype(np.int64))
+
+
+def test_every_entry_has_a_card() -> None:
+    for entry in CATALOG.values():
+        card = entry.card
+        assert "sampling rate" in card.lower()
+        assert "Citation" in card or "Credit" in card
+
+
+def test_cli_make_info_split(tmp_path: Path) -> None:
+    code, out = _run("list")
+    assert code == 0 and "ecg5000" in out and "ecgsyn" in out
+    store = tmp_path / "ecg.zarr"
+    code, out = _run("make", "ecg5000", "--out", str(store))
+    assert code == 0 and "500 x 1 x 140 at 250 Hz" in out
+    code, out = _run("info", str(store))
+    assert code == 0 and '"1": 292' in out and "nominal 250 Hz" in out
+    assert (tmp_path / "ecg.info.png").stat().st_size > 1000
+    code, out = _run("split", str(store), "--holdout", "0.2", "--seed", "0")
+    assert code == 0 and "holdout" in out
+    hold = open_store(tmp_path / "ecg.holdout.zarr")
+    assert hold.n_samples == 100 and hold.split is not None and hold.split["stratified"]
+    quota = 0.2 * np.array([292, 177, 10, 19, 2])  # each class gets floor or ceil of its quota
+    got = np.bincount(hold.labels, minlength=6)[1:]
+    assert np.all((got == np.floor(quota)) | (got == np.ceil(quota))) and got.sum() == 100
+    code, out = _run("make", "ecg5000", "--out", str(store))
+    assert code != 0 and "already exists" in out
+
+
+def test_cli_dry_run_and_errors_leave_nothing(tmp_path: Path) -> None:
+    code, out = _run("make", "ecg5000", "--out", str(tmp_path / "x.zarr"), "--dry-run")
+    assert code == 0 and '"name": "ecg5000"' in out
+    code, out = _run("make", "nope", "--out", str(tmp_path / "x.zarr"))
+    assert code != 0 and "valid: ecg5000" in out
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 0.1 nan 0.3\n2 0.4 0.5 0.6\n")
+    code, out = _run("import", str(bad), "--out", str(tmp_path / "b.zarr"), "--sampling-rate", "10")
+    assert code != 0 and "row 0 channel 0" in out and "--drop-nonfinite" in out
+    code, out = _run(
+        "import",
+        str(bad),
+        "--out",
+        str(tmp_path / "b.zarr"),
+        "--sampling-rate",
+        "10",
+        "--drop-nonfinite",
+    )
+    assert code == 0 and open_store(tmp_path / "b.zarr").n_samples == 1
+    code, out = _run("import", str(bad), "--out", str(tmp_path / "c.zarr"))
+    assert code != 0 and "does not state its sampling rate" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zarr", "bad.txt"]
+
+
+def test_cli_import_wav_resample_window_bandpass(tmp_path: Path) -> None:
+    import scipy.io.wavfile
+
+    t = np.arange(8000) / 8000.0
+    tone = (0.5 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    scipy.io.wavfile.write(tmp_path / "a.wav", 8000, tone)
+    args = ["import", str(tmp_path / "a.wav"), "--out", str(tmp_path / "a.zarr")]
+    code, out = _run(*args, "--resample-to", "4000", "--bandpass", "50", "200", "--window", "400")
+    assert code == 0 and "10 x 1 x 400 at 4000 Hz (file: audio header)" in out
+    x = open_store(tmp_path / "a.zarr").read()
+    freqs = np.fft.rfftfreq(400, 1 / 4000)
+    assert freqs[np.argmax(np.abs(np.fft.rfft(x[5, 0])))] == 100.0
