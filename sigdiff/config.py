@@ -122,6 +122,10 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     crop_length: int | None = None
+    #: Train on this many records of the store (a random subset drawn by ``subset_seed``);
+    #: memorization appears quickly on small training sets (Gu et al. 2023).
+    train_subset: int | None = None
+    subset_seed: int = 0
     model: ModelSpec = field(default_factory=ModelSpec)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     timesteps: TimestepSamplerConfig = field(default_factory=TimestepSamplerConfig)
@@ -150,6 +154,8 @@ class TrainConfig:
             raise ConfigError(f"label_dropout must lie in [0, 1), got {self.label_dropout!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(str(choice_error("precision", self.precision, PRECISIONS)))
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ConfigError(f"train_subset must be a positive integer, got {self.train_subset!r}")
         if self.crop_length is not None and self.crop_length < 1:
             raise ConfigError(f"crop_length must be positive, got {self.crop_length!r}")
 

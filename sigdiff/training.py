@@ -12,6 +12,7 @@ same global batch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from sigdiff._utils import append_dims
 from sigdiff.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
 from sigdiff.data.store import open_store
@@ -36,7 +38,8 @@ from sigdiff.losses import denoising_loss
 from sigdiff.models import build_model
 from sigdiff.timesteps import TimestepSampler
 
-__all__ = ["TrainResult", "TrainingError", "build_denoiser", "step_generator", "train"]
+__all__ = ["TrainResult", "TrainingError", "build_denoiser", "check_rank", "step_generator",
+           "train"]
 
 #: Number of noise-level buckets (quantiles of t) the loss is logged by (improved-diffusion).
 LOSS_BUCKETS = 4
@@ -71,14 +74,17 @@ class _Batches:
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         store = open_store(cfg.data)
         self.store = store
-        self.n = store.n_samples
-        if self.n < 1:
+        if store.n_samples < 1:
             raise TrainingError(f"{cfg.data}: the store holds no samples")
-        self.mean = torch.as_tensor(store.norm_mean, dtype=torch.float32)[:, None]  # (C, 1)
-        self.std = torch.as_tensor(store.norm_std, dtype=torch.float32)[:, None]
-        nbytes = store.n_samples * store.n_channels * store.length * 4
-        self.signals = self._norm(torch.from_numpy(store.read())) if nbytes <= IN_MEMORY_LIMIT_BYTES else None
-        labels = store.labels
+        self.records = self._subset(cfg, store.n_samples)  # store rows this run trains on
+        self.n = len(self.records)
+        rank = 1 + len(store.spatial_shape)  # one item: (C, L) or (C, H, W)
+        self.mean = append_dims(torch.as_tensor(store.norm_mean, dtype=torch.float32), rank)
+        self.std = append_dims(torch.as_tensor(store.norm_std, dtype=torch.float32), rank)
+        nbytes = self.n * store.n_channels * math.prod(store.spatial_shape) * 4
+        self.signals = (self._norm(torch.from_numpy(store.read(self.records)))
+                        if nbytes <= IN_MEMORY_LIMIT_BYTES else None)
+        labels = store.labels[self.records] if store.labels is not None else None
         self.classes: list[int] = sorted(int(v) for v in np.unique(labels)) if labels is not None else []
         if cfg.conditional and labels is None:
             raise TrainingError(f"{cfg.data}: conditional=true needs a store with labels")
@@ -86,11 +92,24 @@ class _Batches:
         self.labels = (torch.tensor([lookup[int(v)] for v in labels], dtype=torch.long)
                        if labels is not None else None)
         self.crop = cfg.crop_length
+        if self.crop is not None and store.kind != "signal":
+            raise TrainingError(f"{cfg.data}: crop_length crops 1D signals; this is an image store "
+                                f"{store.spatial_shape}, so drop crop_length")
         if self.crop is not None and self.crop > store.length:
             raise TrainingError(f"{cfg.data}: crop_length {self.crop} exceeds the signal length "
                                 f"{store.length}")
         self.seed, self.batch_size, self.device = cfg.seed, cfg.batch_size, device
         self._perm: tuple[int, torch.Tensor] | None = None
+
+    @staticmethod
+    def _subset(cfg: TrainConfig, n_store: int) -> np.ndarray:
+        if cfg.train_subset is None:
+            return np.arange(n_store)
+        if cfg.train_subset > n_store:
+            raise TrainingError(f"{cfg.data}: train_subset {cfg.train_subset} exceeds the "
+                                f"{n_store} records in the store")
+        rng = np.random.default_rng([cfg.subset_seed, 7919])
+        return np.sort(rng.choice(n_store, size=cfg.train_subset, replace=False))
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -109,10 +128,10 @@ class _Batches:
     def get(self, step: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = self.indices(step)
         if self.signals is not None:
-            x = self.signals[idx]  # (B, C, L)
+            x = self.signals[idx]  # (B, C, L) or (B, C, H, W)
         else:
             order = torch.argsort(idx)  # read in store order (chunk-friendly), then restore
-            rows = torch.from_numpy(self.store.read(idx[order].numpy()))
+            rows = torch.from_numpy(self.store.read(self.records[idx[order].numpy()]))
             x = self._norm(rows)[torch.argsort(order)]
         if self.crop is not None:
             starts = torch.randint(0, x.shape[-1] - self.crop + 1, (x.shape[0],), generator=g)
@@ -123,11 +142,13 @@ class _Batches:
 
 # --- model ----------------------------------------------------------------------------------
 def build_denoiser(cfg: TrainConfig, model_config: dict[str, Any] | None = None,
-                   *, in_channels: int, num_classes: int) -> tuple[Denoiser, dict[str, Any]]:
+                   *, in_channels: int, num_classes: int,
+                   spatial_shape: tuple[int, ...] | None = None) -> tuple[Denoiser, dict[str, Any]]:
     """The network wrapped in its parameterization. With ``model_config`` (from a checkpoint)
-    the exact architecture is rebuilt; otherwise it is resolved from the config."""
-    import dataclasses
+    the exact architecture is rebuilt; otherwise it is resolved from the config.
 
+    ``spatial_shape`` ((L,) or (H, W), the data's) sets the network's ``dims`` (and a
+    transformer's 2D ``input_size``); a model of the other rank is an error."""
     if model_config is not None:
         net, mcfg = build_model(cfg.model.name, **model_config)
     else:
@@ -136,11 +157,33 @@ def build_denoiser(cfg: TrainConfig, model_config: dict[str, Any] | None = None,
         overrides.setdefault("out_channels", in_channels)
         if num_classes:
             overrides.setdefault("num_classes", num_classes)
+        if spatial_shape is not None and len(spatial_shape) > 1:
+            overrides.setdefault("dims", len(spatial_shape))
+            if "input_size" in _config_fields(cfg.model.name):
+                overrides.setdefault("input_size", tuple(spatial_shape))
         net, mcfg = build_model(cfg.model.name, preset=cfg.model.preset, **overrides)
+    if spatial_shape is not None:
+        check_rank(getattr(mcfg, "dims", 1), spatial_shape, where=str(cfg.data))
     den = Denoiser(net, cfg.diffusion.build_parameterization(),
                    schedule=cfg.diffusion.build_schedule())
     resolved = json.loads(json.dumps(dataclasses.asdict(mcfg)))
     return den, resolved
+
+
+def _config_fields(name: str) -> set[str]:
+    from sigdiff.models.registry import MODELS
+
+    return {f.name for f in dataclasses.fields(MODELS[name][0])} if name in MODELS else set()
+
+
+def check_rank(dims: int, spatial_shape: tuple[int, ...], *, where: str) -> None:
+    """Raise unless a network of ``dims`` spatial dimensions fits data of ``spatial_shape``."""
+    if dims != len(spatial_shape):
+        kinds = {1: "1D signals (N, C, L)", 2: "images (N, C, H, W)"}
+        raise TrainingError(
+            f"{where}: the data are {kinds.get(len(spatial_shape), spatial_shape)} with shape "
+            f"{tuple(spatial_shape)} but the model has dims={dims} ({kinds.get(dims, '?')}); drop "
+            "model.overrides.dims (it follows the data) or use data of the model's rank")
 
 
 def _lr_lambda(cfg: TrainConfig) -> Any:
@@ -224,15 +267,20 @@ def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> TrainConfig:
 
 def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
     s = batches.store
+    spatial = (cfg.crop_length,) if cfg.crop_length else s.spatial_shape
     return {
         "step": step,
         "n_channels": s.n_channels,
-        "length": cfg.crop_length or s.length,
+        "length": spatial[0] if s.kind == "signal" else None,
+        "spatial_shape": list(spatial),  # (L,) or (H, W): what `generate` draws
+        "kind": s.kind,
         "sampling_rate": s.sampling_rate,
         "norm_mean": [float(v) for v in s.norm_mean],
         "norm_std": [float(v) for v in s.norm_std],
         "classes": batches.classes,
         "data": str(cfg.data),
+        # the store rows this model trained on: memorization is measured against exactly these
+        "train_records": batches.records.tolist() if cfg.train_subset is not None else None,
         "channel_names": list(s.attrs.get("channel_names", [])),
         "units": s.attrs.get("units", "a.u."),
     }
@@ -286,7 +334,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
         torch.manual_seed(cfg.seed)  # initial weights, from the seed alone
         den, model_config = build_denoiser(
             cfg, loaded.config["model_config"] if loaded else None,
-            in_channels=batches.store.n_channels, num_classes=num_classes)
+            in_channels=batches.store.n_channels, num_classes=num_classes,
+            spatial_shape=batches.store.spatial_shape)
     den.to(device)
     ema = copy.deepcopy(den.net).requires_grad_(False)
     opt = torch.optim.AdamW(den.net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
