@@ -10,7 +10,8 @@ are reported as such:
     pip install --no-deps denoising-diffusion-pytorch        # Unet1D (its torchvision would
                                                             # replace torch, so no deps)
 
-Run: `python benchmarks/train_speed.py [--preset small] [--batch 32] [--length 256]`.
+Run: `python benchmarks/train_speed.py [--preset small] [--batch 32] [--length 256] [--threads N]`;
+the ECG demo step alone: `--no-peers --batch 64 --length 140`.
 Timings are medians over interleaved repeats, so a transient load hits every model alike.
 """
 
@@ -23,6 +24,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -53,7 +55,7 @@ def load_ddp_unet1d() -> type[nn.Module] | None:
     sys.modules.setdefault("denoising_diffusion_pytorch", pkg)
     from denoising_diffusion_pytorch.denoising_diffusion_pytorch_1d import Unet1D
 
-    return Unet1D  # type: ignore[no-any-return]
+    return cast(type[nn.Module], Unet1D)
 
 
 def match_width(build: Callable[[int], nn.Module], target: int, widths: range) -> nn.Module:
@@ -69,7 +71,9 @@ def ddp_unet(target: int) -> tuple[nn.Module, Net] | None:
     unet1d = load_ddp_unet1d()
     if unet1d is None:
         return None
-    model = match_width(lambda w: unet1d(dim=w, dim_mults=(1, 2, 4, 8), channels=1), target, range(4, 129, 2))
+    model = match_width(
+        lambda w: unet1d(dim=w, dim_mults=(1, 2, 4, 8), channels=1), target, range(4, 129, 2)
+    )
 
     def net(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return model(x, c * 1000)  # integer-scale timesteps, as GaussianDiffusion1D passes
@@ -84,16 +88,17 @@ def diffusers_unet(target: int, length: int) -> tuple[nn.Module, Net] | None:
         return None
 
     def build(w: int) -> nn.Module:
-        return UNet1DModel(
+        model = UNet1DModel(
             sample_size=length, in_channels=1, out_channels=1, extra_in_channels=2 * w,
             block_out_channels=(w, w, 2 * w), time_embedding_type="fourier", flip_sin_to_cos=True,
             use_timestep_embedding=False,
         )  # fmt: skip
+        return cast(nn.Module, model)
 
     model = match_width(build, target, range(8, 257, 8))
 
     def net(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return model(x, c).sample  # type: ignore[no-any-return]
+        return cast(torch.Tensor, model(x, c).sample)
 
     return model, net
 
@@ -124,6 +129,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-peers", action="store_true", help="time sigdiff alone (any length)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,10 +137,11 @@ def main() -> None:
     ours, ours_net = sigdiff_unet(args.preset, args.length)
     target = n_params(ours)
     candidates: dict[str, tuple[nn.Module, Net] | None] = {
-        f"sigdiff UNet ({args.preset})": (ours, ours_net),
-        "denoising-diffusion-pytorch Unet1D": ddp_unet(target),
-        "diffusers UNet1DModel": diffusers_unet(target, args.length),
+        f"sigdiff UNet ({args.preset})": (ours, ours_net)
     }
+    if not args.no_peers:  # the peers need a length divisible by their down-sampling factor
+        candidates["denoising-diffusion-pytorch Unet1D"] = ddp_unet(target)
+        candidates["diffusers UNet1DModel"] = diffusers_unet(target, args.length)
     steps = {k: make_step(*v, args.batch, args.length) for k, v in candidates.items() if v}
     for step in steps.values():  # warm-up: allocator, oneDNN primitives
         for _ in range(3):

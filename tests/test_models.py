@@ -165,6 +165,8 @@ def test_overrides_beat_presets() -> None:
     assert isinstance(config, UNetConfig) and config.base_channels == 12
     dit = make_config("dit", input_size=16, dims=2)  # an int is repeated over the axes
     assert isinstance(dit, DiTConfig) and dit.input_size == (16, 16)
+    square = make_config("dit", preset="small", dims=2)  # presets give one size for any rank
+    assert isinstance(square, DiTConfig) and square.input_size == (140, 140)
 
 
 @pytest.mark.parametrize(("name", "dims"), CASES)
