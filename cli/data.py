@@ -1,4 +1,5 @@
-"""`sigdiff data ...`: list, make, import, info and split signal stores (thin over sigdiff.data)."""
+"""`sigdiff data ...`: list, make, import, info and split signal and image stores (thin over
+sigdiff.data)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import click
 
-from sigdiff.data.store import StoreError, open_store, split_store
+from sigdiff.data.store import SignalStore, StoreError, open_store, split_store
 
 __all__ = ["data"]
 
@@ -21,9 +22,16 @@ def _fail(err: Exception) -> click.ClickException:
     return click.ClickException(str(err))
 
 
+def _describe(store: SignalStore) -> str:
+    shape = " x ".join(str(n) for n in (store.n_samples, store.n_channels, *store.spatial_shape))
+    if store.kind == "image":
+        return f"{shape} images (sample x channel x height x width)"
+    return f"{shape} at {store.sampling_rate:g} Hz"
+
+
 @click.group("data")
 def data() -> None:
-    """Signal data sets: catalog, import, inspection and train/holdout splits."""
+    """Signal and image data sets: catalog, import, inspection and train/holdout splits."""
 
 
 @data.command("list")
@@ -54,10 +62,7 @@ def make_cmd(name: str, out: str, seed: int, overwrite: bool, dry_run: bool) -> 
         store = make_dataset(name, out, seed=seed, overwrite=overwrite)
     except StoreError as err:
         raise _fail(err) from err
-    click.echo(
-        f"wrote {store.path}: {store.n_samples} x {store.n_channels} x {store.length} "
-        f"at {store.sampling_rate:g} Hz"
-    )
+    click.echo(f"wrote {store.path}: {_describe(store)}")
 
 
 @data.command("import")
@@ -67,7 +72,8 @@ def make_cmd(name: str, out: str, seed: int, overwrite: bool, dry_run: bool) -> 
     "--format",
     "fmt",
     default=None,
-    help="ucr, csv, npy, npz, wav, flac, wfdb (default: from the suffix)",
+    help="ucr, csv, npy, npz, wav, flac, wfdb, images (a folder of PNG/JPEG), image-npy "
+    "(default: from the suffix; images for a folder)",
 )
 @click.option("--sampling-rate", type=float, default=None, help="Hz, when the file states none")
 @click.option("--window", type=int, default=None, help="cut rows into windows of this length")
@@ -78,6 +84,10 @@ def make_cmd(name: str, out: str, seed: int, overwrite: bool, dry_run: bool) -> 
 @click.option("--layout", default=None, help="CSV: rows (samples) or columns (channels + time)")
 @click.option("--time-column", default=None, help="CSV columns layout: the time column (s)")
 @click.option("--label-column", default=None, help="CSV rows layout: the label column")
+@click.option("--size", default=None,
+              help="images: resize to cover N (or HxW) and centre-crop; needed for mixed sizes")
+@click.option("--mode", "image_mode", type=click.Choice(["gray", "rgb"]), default=None,
+              help="images: grayscale or RGB (default rgb)")
 @click.option("--drop-nonfinite", is_flag=True, help="skip rows containing NaN/Inf")
 @click.option("--overwrite", is_flag=True, help="replace an existing store")
 @click.option("--dry-run", is_flag=True, help="print the resolved options and stop")
@@ -94,6 +104,8 @@ def import_cmd(
     layout: str | None,
     time_column: str | None,
     label_column: str | None,
+    size: str | None,
+    image_mode: str | None,
     drop_nonfinite: bool,
     overwrite: bool,
     dry_run: bool,
@@ -102,13 +114,16 @@ def import_cmd(
     from sigdiff.data.importers import IMPORTERS, Segmenting, import_file, infer_format
 
     csv_opts = {"layout": layout, "time_column": time_column, "label_column": label_column}
-    loader_options = {k: v for k, v in csv_opts.items() if v is not None}
+    image_opts = {"size": size, "mode": image_mode}
+    loader_options = {k: v for k, v in {**csv_opts, **image_opts}.items() if v is not None}
     try:
         fmt = fmt or infer_format(file)
         if fmt not in IMPORTERS:
             raise StoreError(f"unknown format {fmt!r}; valid: {', '.join(sorted(IMPORTERS))}")
-        if loader_options and fmt != "csv":
+        if any(k in csv_opts for k in loader_options) and fmt != "csv":
             raise StoreError(f"{file}: --layout/--time-column/--label-column apply to CSV only")
+        if any(k in image_opts for k in loader_options) and fmt != "images":
+            raise StoreError(f"{file}: --size/--mode apply to a folder of images (--format images)")
         seg = Segmenting(
             window=window,
             hop=hop,
@@ -144,8 +159,8 @@ def import_cmd(
     except (StoreError, ValueError) as err:
         raise _fail(err) from err
     click.echo(
-        f"wrote {store.path}: {store.n_samples} x {store.n_channels} x {store.length} "
-        f"at {store.sampling_rate:g} Hz ({store.attrs['provenance']['sampling_rate_source']})"
+        f"wrote {store.path}: {_describe(store)} "
+        f"({store.attrs['provenance']['sampling_rate_source']})"
     )
 
 
@@ -159,7 +174,7 @@ def import_cmd(
 )
 @click.option("--no-png", is_flag=True, help="print the summary only")
 def info_cmd(store_path: str, png: str | None, no_png: bool) -> None:
-    """Summarise a store and plot example signals and the mean spectrum."""
+    """Summarise a store and plot example signals and the mean spectrum (images: a grid)."""
     from sigdiff.data.info import plot_store, summarize
 
     try:

@@ -101,7 +101,7 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
 def train_cmd(out: str, preset: str | None, config_path: str | None, params: tuple[str, ...],
               wparams: tuple[str, ...], sets: tuple[str, ...], resume: bool, dry_run: bool,
               quiet: bool, **flags: Any) -> None:
-    """Train a diffusion model on a signal store."""
+    """Train a diffusion model on a signal or image store."""
     from sigdiff.config import config_to_dict, load_config
     from sigdiff.training import train
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 
+import numpy as np
+
 from sigdiff._utils import choice_error
 from sigdiff.data import synthetic
 from sigdiff.data.importers import Imported, parse_ucr
-from sigdiff.data.store import PathLike, SignalStore, StoreError, write_store
+from sigdiff.data.store import PIXEL_RATE, PathLike, SignalStore, StoreError, write_store
 
 __all__ = ["CATALOG", "CatalogEntry", "load_dataset", "make_dataset"]
 
 ECG5000_MD5 = "a7ec9b6577e0cc897dca3adaaa0699ed"  # of the archive's ECG5000_TRAIN.txt
 ECG5000_RATE_HZ = 250.0  # nominal: the rate of source record chf07 (see ecg5000/CARD.md)
+DIGITS_MD5 = "a0339c30a8a5312a1b6f9e5c719dcce5"  # of scikit-learn's digits.csv (UCI optdigits.tes)
+DIGITS_SIDE = 8  # 8 x 8 pixels
+DIGITS_FULL_SCALE = 16.0  # pixels count "on" bits in 4 x 4 blocks: integers 0..16
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,39 @@ def _ecg5000(*, seed: int = 0) -> Imported:
     )
 
 
+def _digits(*, seed: int = 0) -> Imported:
+    """The embedded handwritten digits (scikit-learn's copy of UCI optdigits.tes), md5-checked."""
+    del seed  # fixed data
+    raw = gzip.decompress(
+        (resources.files("sigdiff.datasets") / "digits" / "digits.csv.gz").read_bytes()
+    )
+    if hashlib.md5(raw).hexdigest() != DIGITS_MD5:
+        raise StoreError("embedded digits.csv.gz is corrupt (md5 mismatch); reinstall sigdiff")
+    table = np.loadtxt(io.StringIO(raw.decode("ascii")), delimiter=",", dtype=np.int64)
+    pixels, labels = table[:, :-1], table[:, -1]  # 64 pixels then the digit, per row
+    images = pixels.reshape(-1, 1, DIGITS_SIDE, DIGITS_SIDE) / DIGITS_FULL_SCALE  # (N, 1, 8, 8)
+    attrs = {
+        "dataset": "digits",
+        "license": "CC BY 4.0 (UCI Machine Learning Repository)",
+        "citation": "Alpaydin & Kaynak 1998 (UCI Optical Recognition of Handwritten Digits); "
+        "Kaynak 1995",
+        "provenance": {
+            "source": "scikit-learn sklearn/datasets/data/digits.csv.gz (UCI optdigits.tes)",
+            "md5": DIGITS_MD5,
+            "scaling": "pixel counts 0..16 divided by 16",
+        },
+        "label_names": [str(d) for d in range(10)],
+    }
+    return Imported(images.astype(np.float32), labels, PIXEL_RATE, "images: one sample per pixel",
+                    "digits", channel_names=("gray",), units="intensity [0, 1]", attrs=attrs)
+
+
 CATALOG: dict[str, CatalogEntry] = {
     "ecg5000": CatalogEntry(
         "ecg5000", "ECG5000 training split: 500 beats x 140 samples, 5 classes", _ecg5000
+    ),
+    "digits": CatalogEntry(
+        "digits", "handwritten digits (UCI via scikit-learn): 1797 images 8x8, 10 classes", _digits
     ),
     "sines": CatalogEntry(
         "sines",

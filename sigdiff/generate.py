@@ -12,14 +12,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sigdiff._utils import choice_error
+from sigdiff._utils import append_dims, choice_error
 from sigdiff.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict
 from sigdiff.denoiser import Denoiser
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
 
-__all__ = ["GRIDS", "LoadedModel", "generate", "load_model", "sample_to_store", "sigma_grid"]
+__all__ = ["GRIDS", "LoadedModel", "generate", "load_model", "sample_to_store", "sigma_grid",
+           "spatial_shape"]
 
 GRIDS = ("trailing", "leading", "linspace", "karras")
 
@@ -35,9 +36,15 @@ class LoadedModel:
         return self.checkpoint.meta
 
 
+def spatial_shape(meta: dict[str, Any]) -> tuple[int, ...]:
+    """What a run draws: (L,) for signals, (H, W) for images (checkpoints before images: length)."""
+    shape = meta.get("spatial_shape") or [meta["length"]]
+    return tuple(int(n) for n in shape)
+
+
 def load_model(run: str | Path, *, use_ema: bool = True, device: str = "cpu") -> LoadedModel:
     """Rebuild the denoiser of a run (its latest checkpoint) or of one checkpoint directory."""
-    from sigdiff.training import build_denoiser
+    from sigdiff.training import TrainingError, build_denoiser, check_rank
 
     ckpt = load_checkpoint(run)
     try:
@@ -48,6 +55,10 @@ def load_model(run: str | Path, *, use_ema: bool = True, device: str = "cpu") ->
     with torch.random.fork_rng(devices=[]):
         den, _ = build_denoiser(cfg, model_config, in_channels=ckpt.meta["n_channels"],
                                 num_classes=len(ckpt.meta.get("classes", [])) if cfg.conditional else 0)
+    try:
+        check_rank(int(model_config.get("dims", 1)), spatial_shape(ckpt.meta), where=str(ckpt.path))
+    except TrainingError as exc:
+        raise CheckpointError(str(exc)) from exc
     weights = ckpt.ema if use_ema else ckpt.model
     try:
         den.net.load_state_dict(weights)
@@ -87,7 +98,8 @@ def _guided(den: Denoiser, label: int | None, guidance: float, null: int) -> Any
 def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m", steps: int = 50,
              grid: str = "trailing", batch_size: int = 256, label: int | None = None,
              guidance: float = 1.0, progress: bool = True) -> np.ndarray:
-    """``n`` samples (n, C, L) in data units (denormalised with the training store's stats)."""
+    """``n`` samples (n, C, L) or (n, C, H, W) in data units (denormalised with the training
+    store's stats)."""
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     fn = get_sampler(sampler)
@@ -102,13 +114,13 @@ def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m"
         label_idx = classes.index(label)
     den = _guided(model.denoiser, label_idx, guidance, len(classes))
     sigmas = sigma_grid(model, steps, grid=grid)
-    shape = (model.meta["n_channels"], model.meta["length"])
+    shape = (model.meta["n_channels"], *spatial_shape(model.meta))  # (C, L) or (C, H, W)
     device = next(model.denoiser.parameters()).device
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     out = []
-    mean = torch.tensor(model.meta["norm_mean"], dtype=torch.float64)[:, None]
-    std = torch.tensor(model.meta["norm_std"], dtype=torch.float64)[:, None]
+    mean = append_dims(torch.tensor(model.meta["norm_mean"], dtype=torch.float64), len(shape))
+    std = append_dims(torch.tensor(model.meta["norm_std"], dtype=torch.float64), len(shape))
     n_batches = math.ceil(n / batch_size)
     for b in tqdm(range(n_batches), desc=f"sample {sampler}×{steps}", disable=not progress,
                   unit="batch"):

@@ -30,24 +30,31 @@ Item = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Per-channel affine normalisation `(x − mean) / std` and its inverse, for (..., C, L)."""
+    """Per-channel affine normalisation `(x − mean) / std` and its inverse, for (..., C, *spatial)."""
 
     mean: torch.Tensor  # (C,)
     std: torch.Tensor  # (C,)
+    spatial_rank: int = 1  # 1 for signals (C, L), 2 for images (C, H, W)
 
     @classmethod
     def from_store(cls, store: SignalStore) -> Normalizer:
         return cls(
             torch.as_tensor(store.norm_mean, dtype=torch.float64),
             torch.as_tensor(store.norm_std, dtype=torch.float64),
+            len(store.spatial_shape),
         )
 
+    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # (C,) -> (C, 1, ...): broadcasts over (..., C, *spatial) for signals and images alike
+        shape = (len(self.mean),) + (1,) * self.spatial_rank
+        return self.mean.to(x.device).reshape(shape), self.std.to(x.device).reshape(shape)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self.mean.to(x.device)[:, None], self.std.to(x.device)[:, None]  # (C, 1)
+        mean, std = self._stats(x)
         return ((x.double() - mean) / std).to(x.dtype)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self.mean.to(x.device)[:, None], self.std.to(x.device)[:, None]  # (C, 1)
+        mean, std = self._stats(x)
         return (x.double() * std + mean).to(x.dtype)
 
 

@@ -1,4 +1,5 @@
-"""Importers: UCR/UEA text, CSV, NPY/NPZ, WAV/FLAC and WFDB files into a sigdiff store.
+"""Importers: UCR/UEA text, CSV, NPY/NPZ, WAV/FLAC and WFDB files into a sigdiff store; a folder
+of PNG/JPEG pictures or an NPY array of images into an image store (N, C, H, W).
 
 Every loader says where its sampling rate came from (`rate_source`): read from the file, or given
 by the user. A file that states no rate and no user rate is an error, never a guess; a user rate
@@ -22,7 +23,14 @@ import numpy as np
 
 from sigdiff._utils import choice_error
 from sigdiff.data import transforms
-from sigdiff.data.store import PathLike, SignalStore, StoreError, check_finite, write_store
+from sigdiff.data.store import (
+    PIXEL_RATE,
+    PathLike,
+    SignalStore,
+    StoreError,
+    check_finite,
+    write_store,
+)
 
 __all__ = [
     "IMPORTERS",
@@ -32,6 +40,8 @@ __all__ = [
     "infer_format",
     "load_audio",
     "load_csv",
+    "load_image_numpy",
+    "load_images",
     "load_numpy",
     "load_ucr",
     "load_wfdb",
@@ -45,7 +55,7 @@ _RATE_RTOL = 1e-6
 
 @dataclass(frozen=True)
 class Imported:
-    """Loaded signals (N, C, L) float32 with their labels, sampling rate and its source."""
+    """Loaded signals (N, C, L) or images (N, C, H, W) float32 with labels, rate and its source."""
 
     signals: np.ndarray
     labels: np.ndarray | None
@@ -294,6 +304,92 @@ def load_wfdb(path: PathLike, *, sampling_rate: float | None = None) -> Imported
     )
 
 
+_PIXEL_SOURCE = "images: one sample per pixel"
+
+
+def _no_rate(sampling_rate: float | None, *, where: str) -> None:
+    if sampling_rate is not None:
+        raise StoreError(f"{where}: images have no sampling rate; drop --sampling-rate")
+
+
+def load_images(path: PathLike, *, sampling_rate: float | None = None, size: Any = None,
+                mode: str = "rgb") -> Imported:
+    """A folder of PNG/JPEG pictures as (N, C, H, W) float32 in [0, 1], in sorted file order.
+
+    Pictures directly in the folder are unlabelled; a folder holding only class subfolders
+    (`cats/`, `dogs/`, ...) gives labels 0..k-1 in sorted subfolder order (names in attrs).
+    `size` (N, "HxW" or (H, W)) resizes each picture to cover that size and centre-crops it;
+    without it every picture must have the same size. `mode` is "gray" or "rgb".
+    """
+    from sigdiff.image import IMAGE_MODES, ImageError, parse_size, read_image
+
+    root = Path(path)
+    _no_rate(sampling_rate, where=str(root))
+    if not root.is_dir():
+        raise StoreError(f"{root}: the images importer reads a folder of PNG/JPEG files")
+    files, labels, attrs = _image_files(root)
+    try:
+        hw = parse_size(size)
+        pictures = [read_image(f, mode=mode, size=hw) for f in files]
+    except ImageError as err:
+        raise StoreError(str(err)) from err
+    first = pictures[0].shape[1:]
+    for f, pic in zip(files, pictures):
+        if pic.shape[1:] != first:
+            raise StoreError(
+                f"{f}: image size {pic.shape[2]}x{pic.shape[1]} (WxH) differs from "
+                f"{files[0].name} ({first[1]}x{first[0]}); pass size (--size N or HxW) to resize "
+                "and centre-crop every image"
+            )
+    attrs = {**attrs, "image_mode": mode, "n_files": len(files),
+             "resized_to": list(hw) if hw else None}
+    return Imported(np.stack(pictures), labels, PIXEL_RATE, _PIXEL_SOURCE, str(root),
+                    channel_names=IMAGE_MODES[mode][1], units="intensity [0, 1]", attrs=attrs)
+
+
+def _image_files(root: Path) -> tuple[list[Path], np.ndarray | None, dict[str, Any]]:
+    """Picture files of `root` (flat, or one subfolder per class) with their labels."""
+    from sigdiff.image import IMAGE_SUFFIXES
+
+    def pictures(folder: Path) -> list[Path]:
+        return sorted(f for f in folder.iterdir() if f.is_file()
+                      and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES)
+
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    flat = pictures(root)
+    if flat or not classes:
+        if not flat:
+            raise StoreError(f"{root}: no {'/'.join(IMAGE_SUFFIXES)} files in this folder")
+        return flat, None, {}
+    per_class = [pictures(d) for d in classes]
+    empty = [d.name for d, fs in zip(classes, per_class) if not fs]
+    if empty:
+        raise StoreError(f"{root}: class subfolders {empty} hold no images; remove them")
+    labels = np.repeat(np.arange(len(classes)), [len(fs) for fs in per_class])
+    return [f for fs in per_class for f in fs], labels, {"label_names": [d.name for d in classes]}
+
+
+def load_image_numpy(path: PathLike, *, sampling_rate: float | None = None) -> Imported:
+    """`.npy` images (N, H, W) or (N, C, H, W), or `.npz` with `images` and optional `labels`.
+    Values are stored as they are (no rescaling); channels-last arrays must be transposed first."""
+    p = Path(path)
+    _no_rate(sampling_rate, where=str(p))
+    labels = None
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "images" not in z:
+                raise StoreError(f"{p}: npz has no 'images' array; keys are {sorted(z.keys())}")
+            arr = z["images"]
+            labels = z["labels"].astype(np.int64) if "labels" in z else None
+    else:
+        arr = np.load(p, allow_pickle=False)
+    if arr.dtype.kind not in "fiub" or arr.ndim not in (3, 4):
+        raise StoreError(f"{p}: expected numeric images (N, H, W) or (N, C, H, W), got "
+                         f"{arr.dtype} {arr.shape}")
+    images = arr[:, None] if arr.ndim == 3 else arr
+    return Imported(images.astype(np.float32), labels, PIXEL_RATE, _PIXEL_SOURCE, str(p))
+
+
 Loader = Callable[..., Imported]
 IMPORTERS: dict[str, Loader] = {
     "ucr": load_ucr,
@@ -303,6 +399,8 @@ IMPORTERS: dict[str, Loader] = {
     "wav": load_audio,
     "flac": load_audio,
     "wfdb": load_wfdb,
+    "images": load_images,
+    "image-npy": load_image_numpy,
 }
 _SUFFIXES = {
     ".txt": "ucr",
@@ -317,7 +415,10 @@ _SUFFIXES = {
 
 
 def infer_format(path: PathLike) -> str:
-    """Format name from the file suffix (`.gz` ignored); unknown suffixes are an error."""
+    """Format name from the file suffix (`.gz` ignored), "images" for a folder; unknown suffixes
+    are an error."""
+    if Path(path).is_dir():
+        return "images"
     suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
     fmt = _SUFFIXES.get(suffixes[-1] if suffixes else "")
     if fmt is None:
@@ -329,7 +430,7 @@ def infer_format(path: PathLike) -> str:
 
 
 def _drop_nonfinite(data: Imported) -> Imported:
-    keep = np.isfinite(data.signals).all(axis=(1, 2))
+    keep = np.isfinite(data.signals).reshape(len(data.signals), -1).all(axis=1)
     if keep.all():
         return data
     if not keep.any():
@@ -358,6 +459,9 @@ def prepare(data: Imported, seg: Segmenting, *, drop_nonfinite: bool = False) ->
     """Finite check (or drop), then resample, band-pass, and segment every row."""
     data = _drop_nonfinite(data) if drop_nonfinite else data
     check_finite(data.signals, where=data.source)
+    if data.signals.ndim == 4 and seg != Segmenting():
+        raise StoreError(f"{data.source}: resampling, band-pass and windows apply to 1D signals, "
+                         "not images")
     x, rate = data.signals, data.sampling_rate
     if seg.resample_to is not None:
         x, rate = transforms.resample(x, orig_rate=rate, new_rate=seg.resample_to), seg.resample_to

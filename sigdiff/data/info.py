@@ -13,15 +13,18 @@ __all__ = ["mean_power_spectrum", "plot_store", "summarize"]
 
 _SPECTRUM_ROWS = 512  # rows averaged for the spectrum (evenly spaced through the store)
 _EXAMPLES = 4
+_GRID_IMAGES = 64
+_MIN_SHOWN_PIXELS = 32  # small images are enlarged to at least this many pixels a side
 
 
 def summarize(store: SignalStore) -> dict[str, Any]:
     """Shape, rate, duration, channels, label counts, normalisation stats, split and provenance."""
     info: dict[str, Any] = {
         "path": store.path,
-        "shape": [store.n_samples, store.n_channels, store.length],
-        "sampling_rate_hz": store.sampling_rate,
-        "duration_s": store.length / store.sampling_rate,
+        "kind": store.kind,
+        "shape": [store.n_samples, store.n_channels, *store.spatial_shape],
+        "sampling_rate_hz": store.sampling_rate if store.kind == "signal" else None,
+        "duration_s": store.length / store.sampling_rate if store.kind == "signal" else None,
         "units": store.attrs.get("units"),
         "channels": store.attrs.get("channel_names"),
         "chunk_samples": store.chunk_samples,
@@ -48,7 +51,14 @@ def mean_power_spectrum(
 
 
 def plot_store(store: SignalStore, png: str | Path) -> Path:
-    """Write a PNG: a few example signals (channel 0..C-1) and the mean power spectrum."""
+    """Write a PNG: a few example signals (channel 0..C-1) and the mean power spectrum; for an
+    image store, a grid of its first 64 images."""
+    if store.kind == "image":
+        from sigdiff.image import save_grid
+
+        x = store.read(slice(0, _GRID_IMAGES))
+        scale = max(1, -(-_MIN_SHOWN_PIXELS // min(store.spatial_shape)))
+        return save_grid(x if x.shape[1] in (1, 3) else x[:, :1], png, ncols=8, scale=scale)
     import matplotlib
 
     matplotlib.use("Agg")

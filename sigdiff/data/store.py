@@ -3,10 +3,14 @@
 Layout (real data and generated samples alike)::
 
     signals   (sample, channel, time)  float32, compressed, chunked along samples
+              (sample, channel, height, width) for images: one layout, a second spatial rank
     labels    (sample,)                int64, optional
     time      (time,)                  float64 seconds, coordinate
     channel   (channel,)               str, coordinate
     attrs     sampling_rate, units, channel_names, norm_mean, norm_std, n_samples, ... user attrs
+
+An image store has no time coordinate and records ``sampling_rate`` 1 (one sample per pixel), so
+every rank-agnostic reader treats it like a signal store; ``SignalStore.kind`` tells them apart.
 
 Writes are atomic: everything goes to a hidden temporary directory beside the target, which is
 renamed onto the target name only after the last byte is written; on any error the temporary
@@ -30,7 +34,9 @@ from fsspec.core import url_to_fs
 from zarr.abc.store import Store
 
 __all__ = [
+    "DIMS",
     "FORMAT_VERSION",
+    "PIXEL_RATE",
     "SignalStore",
     "StoreError",
     "StoreWriter",
@@ -38,6 +44,7 @@ __all__ = [
     "open_store",
     "read_store",
     "split_store",
+    "write_image_store",
     "write_store",
 ]
 
@@ -45,6 +52,14 @@ FORMAT_VERSION = 1
 _MARKER = "sigdiff_store"  # attrs key whose presence makes a zarr group a sigdiff store
 _TARGET_CHUNK_BYTES = 4 * 2**20  # default chunk ≈ 4 MiB of float32 samples
 _MAX_LISTED = 5  # how many bad locations an error message lists
+#: Dimension names by spatial rank: 1 = signals (N, C, L), 2 = images (N, C, H, W).
+DIMS: dict[int, tuple[str, ...]] = {
+    1: ("sample", "channel", "time"),
+    2: ("sample", "channel", "height", "width"),
+}
+KINDS = {1: "signal", 2: "image"}
+#: The `sampling_rate` an image store records: one sample per pixel.
+PIXEL_RATE = 1.0
 
 PathLike = str | os.PathLike[str]
 
@@ -62,7 +77,7 @@ def check_finite(signals: np.ndarray, *, where: str) -> None:
     bad = ~np.isfinite(signals)
     if not bad.any():
         return
-    rows, chans = np.nonzero(bad.any(axis=2))
+    rows, chans = np.nonzero(bad.reshape(*bad.shape[:2], -1).any(axis=2))
     spots = ", ".join(f"row {r} channel {c}" for r, c in zip(rows[:_MAX_LISTED], chans))
     more = f" and {len(rows) - _MAX_LISTED} more rows" if len(rows) > _MAX_LISTED else ""
     raise StoreError(
@@ -72,14 +87,15 @@ def check_finite(signals: np.ndarray, *, where: str) -> None:
 
 
 def _as_signals(signals: np.ndarray, *, where: str) -> np.ndarray:
-    """Validate dtype and rank; return a float32 (N, C, L) array."""
+    """Validate dtype and rank; return a float32 (N, C, L) or (N, C, H, W) array."""
     arr = np.asarray(signals)
     if arr.dtype.kind not in "fiub":
         raise StoreError(f"{where}: signals must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != 3:
+    if arr.ndim - 2 not in DIMS:
         raise StoreError(
-            f"{where}: signals must have shape (N, C, L) = (sample, channel, time), got {arr.ndim} "
-            f"dims {arr.shape}; add a channel axis with signals[:, None, :] for 1-channel data"
+            f"{where}: signals must have shape (N, C, L) = (sample, channel, time) or images "
+            f"(N, C, H, W), got {arr.ndim} dims {arr.shape}; add a channel axis with "
+            "x[:, None] for 1-channel data"
         )
     if 0 in arr.shape:
         raise StoreError(f"{where}: signals are empty, shape {arr.shape}")
@@ -87,6 +103,7 @@ def _as_signals(signals: np.ndarray, *, where: str) -> np.ndarray:
 
 
 def _auto_chunk(n_channels: int, length: int) -> int:
+    """Samples per chunk; `length` is the number of values per channel (L or H·W)."""
     return max(1, _TARGET_CHUNK_BYTES // (4 * n_channels * length))
 
 
@@ -183,7 +200,7 @@ class _RunningStats:
     m2: np.ndarray | None = None  # (C,) sum of squared deviations
 
     def update(self, batch: np.ndarray) -> None:
-        x = batch.astype(np.float64).transpose(1, 0, 2).reshape(batch.shape[1], -1)  # (C, n*L)
+        x = np.moveaxis(batch.astype(np.float64), 1, 0).reshape(batch.shape[1], -1)  # (C, n·S)
         n_b, mean_b = x.shape[1], x.mean(axis=1)
         m2_b = ((x - mean_b[:, None]) ** 2).sum(axis=1)
         if self.mean is None or self.m2 is None:
@@ -207,6 +224,8 @@ class _RunningStats:
 class StoreWriter:
     """Streaming, atomic store writer: `append` chunks of (n, C, L); the store appears on exit.
 
+    Give `length` for signals, or `spatial_shape` (L,) or (H, W) for either rank.
+
     Use as a context manager; if the block raises, the temporary store is deleted and nothing
     is left under the target name. Memory use is bounded by one chunk of samples.
     """
@@ -216,8 +235,9 @@ class StoreWriter:
         path: PathLike,
         *,
         n_channels: int,
-        length: int,
+        length: int | None = None,
         sampling_rate: float,
+        spatial_shape: Sequence[int] | None = None,
         units: str = "a.u.",
         channel_names: Sequence[str] | None = None,
         attrs: Mapping[str, Any] | None = None,
@@ -227,6 +247,11 @@ class StoreWriter:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._loc = _Location.parse(path, storage_options)
+        if (length is None) == (spatial_shape is None):
+            raise StoreError(f"{self._loc.display}: give exactly one of length and spatial_shape")
+        spatial = (int(length),) if length is not None else tuple(int(n) for n in spatial_shape or ())
+        if len(spatial) not in DIMS or min(spatial) < 1:
+            raise StoreError(f"{self._loc.display}: spatial_shape {spatial} must be (L,) or (H, W)")
         if not sampling_rate > 0 or not np.isfinite(sampling_rate):
             raise StoreError(
                 f"{self._loc.display}: sampling_rate must be > 0 Hz, got {sampling_rate}"
@@ -242,9 +267,11 @@ class StoreWriter:
             raise StoreError(
                 f"{self._loc.display}: already exists; pass overwrite=True (--overwrite)"
             )
-        self.n_channels, self.length, self.sampling_rate = n_channels, length, float(sampling_rate)
+        self.n_channels, self.sampling_rate = n_channels, float(sampling_rate)
+        self.spatial_shape: tuple[int, ...] = spatial
+        self.length = spatial[0] if len(spatial) == 1 else None  # signals only
         self._overwrite, self._with_labels = overwrite, with_labels
-        self._chunk = chunk_samples or _auto_chunk(n_channels, length)
+        self._chunk = chunk_samples or _auto_chunk(n_channels, int(np.prod(spatial)))
         self._meta = {"units": units, "channel_names": names, **_jsonable(dict(attrs or {}))}
         self._stats = _RunningStats()
         self._n = 0
@@ -274,13 +301,13 @@ class StoreWriter:
 
     # -- writing ----------------------------------------------------------------------------
     def _create_arrays(self, g: zarr.Group) -> None:
-        c, length = self.n_channels, self.length
+        c, spatial = self.n_channels, self.spatial_shape
         g.create_array(
             "signals",
-            shape=(0, c, length),
-            chunks=(self._chunk, c, length),
+            shape=(0, c, *spatial),
+            chunks=(self._chunk, c, *spatial),
             dtype="float32",
-            dimension_names=("sample", "channel", "time"),
+            dimension_names=DIMS[len(spatial)],
         )
         if self._with_labels:
             g.create_array(
@@ -290,27 +317,30 @@ class StoreWriter:
                 dtype="int64",
                 dimension_names=("sample",),
             )
-        time = g.create_array("time", shape=(length,), dtype="float64", dimension_names=("time",))
-        time[:] = np.arange(length) / self.sampling_rate  # seconds
+        if self.length is not None:  # signals: the time coordinate in seconds
+            time = g.create_array("time", shape=(self.length,), dtype="float64",
+                                  dimension_names=("time",))
+            time[:] = np.arange(self.length) / self.sampling_rate
         chan = g.create_array("channel", shape=(c,), dtype=str, dimension_names=("channel",))
         chan[:] = np.array(self._meta["channel_names"], dtype=object)
 
     def append(self, signals: np.ndarray, *, labels: np.ndarray | None = None) -> None:
-        """Append a batch of (n, C, L) signals (and its (n,) integer labels when the store has them)."""
+        """Append a batch of (n, C, L) signals or (n, C, H, W) images (and its (n,) integer labels
+        when the store has them)."""
         if self._group is None:
             raise RuntimeError("StoreWriter.append outside its `with` block")
         where = f"{self._loc.display} (rows {self._n}..)"
         batch = _as_signals(signals, where=where)
-        if batch.shape[1:] != (self.n_channels, self.length):
+        if batch.shape[1:] != (self.n_channels, *self.spatial_shape):
             raise StoreError(
-                f"{where}: batch shape {batch.shape[1:]} != store (C, L) = "
-                f"{(self.n_channels, self.length)}"
+                f"{where}: batch shape {batch.shape[1:]} != store (C, {_axes(self.spatial_shape)}) = "
+                f"{(self.n_channels, *self.spatial_shape)}"
             )
         check_finite(batch, where=where)
         n0, n1 = self._n, self._n + len(batch)
         sig = self._group["signals"]
         assert isinstance(sig, zarr.Array)
-        sig.resize((n1, self.n_channels, self.length))
+        sig.resize((n1, self.n_channels, *self.spatial_shape))
         sig[n0:n1] = batch
         self._append_labels(labels, n0, n1, where=where)
         self._stats.update(batch)
@@ -359,6 +389,10 @@ class StoreWriter:
             zarr.consolidate_metadata(self._group.store)
 
 
+def _axes(spatial: Sequence[int]) -> str:
+    return "L" if len(spatial) == 1 else "H, W"
+
+
 def write_store(
     path: PathLike,
     signals: np.ndarray,
@@ -372,12 +406,13 @@ def write_store(
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
 ) -> SignalStore:
-    """Write (N, C, L) signals (and optional (N,) labels) as a sigdiff store, atomically."""
+    """Write (N, C, L) signals or (N, C, H, W) images (and optional (N,) labels) as a sigdiff
+    store, atomically."""
     arr = _as_signals(signals, where=os.fspath(path))
     writer = StoreWriter(
         path,
         n_channels=arr.shape[1],
-        length=arr.shape[2],
+        spatial_shape=arr.shape[2:],
         sampling_rate=sampling_rate,
         units=units,
         channel_names=channel_names,
@@ -392,13 +427,41 @@ def write_store(
     return open_store(path, storage_options=storage_options)
 
 
+def write_image_store(
+    path: PathLike,
+    images: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    units: str = "a.u.",
+    channel_names: Sequence[str] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    chunk_samples: int | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> SignalStore:
+    """Write (N, C, H, W) images as a store with dims (sample, channel, height, width)."""
+    arr = np.asarray(images)
+    if arr.ndim != 4:
+        raise StoreError(
+            f"{os.fspath(path)}: images must have shape (N, C, H, W), got {arr.shape}; "
+            "add a channel axis with x[:, None] for grayscale (N, H, W)"
+        )
+    return write_store(path, arr, sampling_rate=PIXEL_RATE, labels=labels, units=units,
+                       channel_names=channel_names, attrs=attrs, chunk_samples=chunk_samples,
+                       overwrite=overwrite, storage_options=storage_options)
+
+
 # --------------------------------------------------------------------------------------------
 # reading
 
 
 @dataclass(frozen=True)
 class SignalStore:
-    """An opened store: lazy `signals` (N, C, L) plus metadata. Build it with `open_store`."""
+    """An opened store: lazy `signals` (N, C, L) or images (N, C, H, W) plus metadata.
+
+    Build it with `open_store`. Rank-agnostic code reads `spatial_shape` and `kind`; `length` is
+    the signal length and raises for an image store.
+    """
 
     path: str
     signals: zarr.Array
@@ -415,7 +478,20 @@ class SignalStore:
         return int(self.signals.shape[1])
 
     @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """(L,) for signals, (H, W) for images."""
+        return tuple(int(n) for n in self.signals.shape[2:])
+
+    @property
+    def kind(self) -> str:
+        """"signal" or "image"."""
+        return KINDS[len(self.spatial_shape)]
+
+    @property
     def length(self) -> int:
+        if self.kind != "signal":
+            raise StoreError(f"{self.path}: an image store {self.spatial_shape} has no signal "
+                             "length; use spatial_shape")
         return int(self.signals.shape[2])
 
     @property
@@ -436,7 +512,7 @@ class SignalStore:
         return int(self.signals.chunks[0])
 
     def read(self, indices: Sequence[int] | np.ndarray | slice | None = None) -> np.ndarray:
-        """Signals as float32 (n, C, L); `indices` may be any order, repeats allowed."""
+        """Signals as float32 (n, C, L) or (n, C, H, W); `indices` in any order, repeats allowed."""
         if indices is None:
             return np.asarray(self.signals[:], dtype=np.float32)
         if isinstance(indices, slice):
@@ -447,8 +523,9 @@ class SignalStore:
             raise IndexError(f"{self.path}: index out of range for {self.n_samples} samples")
         uniq, inverse = np.unique(idx, return_inverse=True)
         if uniq.size == 0:
-            return np.empty((0, self.n_channels, self.length), np.float32)
-        block = self.signals.get_orthogonal_selection((uniq, slice(None), slice(None)))
+            return np.empty((0, self.n_channels, *self.spatial_shape), np.float32)
+        rest = (slice(None),) * (self.signals.ndim - 1)
+        block = self.signals.get_orthogonal_selection((uniq, *rest))
         return np.asarray(block, dtype=np.float32)[inverse]
 
 
@@ -470,6 +547,9 @@ def open_store(path: PathLike, *, storage_options: Mapping[str, Any] | None = No
         )
     signals = group["signals"]
     assert isinstance(signals, zarr.Array)
+    if signals.ndim - 2 not in DIMS:
+        raise StoreError(f"{loc.display}: 'signals' has {signals.ndim} dims; a sigdiff store holds "
+                         "(N, C, L) signals or (N, C, H, W) images")
     labels = None
     if "labels" in group:
         arr = group["labels"]
@@ -487,7 +567,7 @@ def open_store(path: PathLike, *, storage_options: Mapping[str, Any] | None = No
 def read_store(
     path: PathLike, *, storage_options: Mapping[str, Any] | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """All signals as float32 (N, C, L) plus the store's attrs (with "sampling_rate")."""
+    """All signals as float32 (N, C, L) or (N, C, H, W) plus the store's attrs."""
     store = open_store(path, storage_options=storage_options)
     return store.read(), dict(store.attrs)
 
@@ -579,7 +659,7 @@ def _copy_rows(
     writer = StoreWriter(
         out,
         n_channels=src.n_channels,
-        length=src.length,
+        spatial_shape=src.spatial_shape,
         sampling_rate=src.sampling_rate,
         units=src.attrs.get("units", "a.u."),
         channel_names=src.attrs.get("channel_names"),

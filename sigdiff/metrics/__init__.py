@@ -1,4 +1,5 @@
-"""Memorization, distributional-alignment and spectral metrics for generated signals (N, C, L)."""
+"""Memorization, distributional-alignment and spectral metrics for generated signals (N, C, L)
+and images (N, C, H, W, in pixel space)."""
 
 from .alignment import (
     alpha_beta_authenticity,

@@ -6,6 +6,10 @@ equally sized real sample (drawn from the training set, never from the holdout) 
 holdout, and the generated set is subsampled to that size so size-dependent metrics compare fairly.
 The paper's training-set version of each alignment metric is reported too, as `alignment_vs_train`
 (floor: holdout vs train); it rewards copying, so read it beside the memorization figures.
+
+Images (N, C, H, W) go through the same code in pixel space (records flattened to C·H·W vectors).
+Spectral and time-series-only figures are skipped for them, and the report says so under
+`meta.skipped`; the Fréchet distance on a small encoder trained on the real images is a default.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._utils import choice_error
-from ._checks import as_signals, check_k, check_same_layout
+from ._checks import as_signals, check_k, check_same_layout, is_image
 from .alignment import (
     MMD_PERMUTATIONS,
     PCA,
@@ -48,6 +52,10 @@ from .tsgbench import tsgbench_report
 
 EXTRAS = ("alpha_beta", "tsgbench", "classifiers", "features")
 DEFAULT_EXTRAS = ("alpha_beta", "tsgbench", "classifiers")
+IMAGE_DEFAULT_EXTRAS = ("alpha_beta", "features")
+#: Extras defined along a time axis, skipped (and reported as skipped) for images.
+SIGNAL_ONLY_EXTRAS = ("tsgbench", "classifiers")
+SKIP_REASON = "images: defined along a time axis (spectra, autocorrelation, forecasting)"
 Block = dict[str, float]
 # Which way is better, for the Markdown table.
 DIRECTION = {
@@ -67,19 +75,26 @@ def evaluate(
     out_dir: str | os.PathLike[str] | None = None, seed: int = 0,
     threshold: float = MEMORIZATION_THRESHOLD, k: int = PRDC_K,
     n_components: int = PCA_COMPONENTS, mmd_permutations: int = MMD_PERMUTATIONS,
-    bands: Mapping[str, tuple[float, float]] = ECG_BANDS, extras: Sequence[str] = DEFAULT_EXTRAS,
+    bands: Mapping[str, tuple[float, float]] = ECG_BANDS, extras: Sequence[str] | None = None,
     device: str | torch.device = "cpu", progress: bool = True,
     names: tuple[str, str, str] = ("train", "holdout", "samples"),
 ) -> dict[str, Any]:
     """Memorization, alignment (vs holdout and vs train) and spectral metrics with their floors.
 
-    Arrays are (N, C, L). With `out_dir`, writes metrics.json, metrics.md and four PNGs there.
+    Arrays are (N, C, L) or images (N, C, H, W). `extras=None` means DEFAULT_EXTRAS for signals,
+    IMAGE_DEFAULT_EXTRAS for images. With `out_dir`, writes metrics.json, metrics.md and PNGs there.
     """
-    for e in extras:
+    for e in extras or ():
         if e not in EXTRAS:
             raise choice_error("evaluation extra", e, EXTRAS)
     tr, ho, sa = (as_signals(x, name=n, metric="evaluate") for x, n in
                   zip((train, holdout, samples), names))
+    images = is_image(tr)
+    if extras is None:
+        extras = IMAGE_DEFAULT_EXTRAS if images else DEFAULT_EXTRAS
+    skipped = {e: SKIP_REASON for e in ["spectral", *extras] if images and
+               (e == "spectral" or e in SIGNAL_ONLY_EXTRAS)}
+    extras = tuple(e for e in extras if e not in skipped)
     check_same_layout(tr, ho, names=names[:2], metric="evaluate")
     check_same_layout(tr, sa, names=(names[0], names[2]), metric="evaluate")
     for arr, name in zip((tr, ho, sa), names):  # PRDC's k-NN balls need k others in every set
@@ -101,11 +116,14 @@ def evaluate(
         ("alignment vs holdout: real floor", lambda: align(ho, real_eq)),
         ("alignment vs train: generated", lambda: align(tr, gen_tr)),
         ("alignment vs train: holdout floor", lambda: align(tr, ho_tr)),
-        ("spectral: generated", lambda: spectral_report(ho, gen_eq, sampling_rate=sampling_rate,
-                                                        bands=bands)),
-        ("spectral: real floor", lambda: spectral_report(ho, real_eq, sampling_rate=sampling_rate,
-                                                         bands=bands)),
     ]
+    if not images:
+        steps += [
+            ("spectral: generated", lambda: spectral_report(
+                ho, gen_eq, sampling_rate=sampling_rate, bands=bands)),
+            ("spectral: real floor", lambda: spectral_report(
+                ho, real_eq, sampling_rate=sampling_rate, bands=bands)),
+        ]
     results = []
     with tqdm(steps, desc="sigdiff eval", disable=not progress) as bar:
         for label, step in bar:
@@ -115,14 +133,17 @@ def evaluate(
     report: dict[str, Any] = {
         "meta": {"n_train": len(tr), "n_holdout": len(ho), "n_samples": len(sa),
                  "n_alignment_vs_holdout": n_eq, "n_alignment_vs_train": n_tr,
-                 "channels": tr.shape[1], "length": tr.shape[2], "sampling_rate": sampling_rate,
+                 "channels": tr.shape[1], "length": None if images else tr.shape[2],
+                 "spatial_shape": list(tr.shape[2:]), "kind": "image" if images else "signal",
+                 "skipped": skipped, "sampling_rate": sampling_rate,
                  "seed": seed, "k": k, "pca_components": n_components,
                  "pca_explained": pca.explained.tolist(), "extras": list(extras),
                  "stores": dict(zip(("train", "holdout", "samples"), names))},
         "memorization": memorization_summary(mem_gen, mem_floor),
         "alignment_vs_holdout": _pair(results[2], results[3]),
         "alignment_vs_train": _pair(results[4], results[5]),
-        "spectral": _pair(_flat_spectral(results[6]), _flat_spectral(results[7])),
+        "spectral": {} if images else _pair(_flat_spectral(results[6]),
+                                            _flat_spectral(results[7])),
     }
     if out_dir is not None:
         write_outputs(report, Path(out_dir), sets={"train": tr, "holdout": ho, "generated": sa},
@@ -196,6 +217,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
               f"Mann-Whitney p(generated closer) = {_fmt(d['p_closer'])}; KS = {_fmt(d['ks_stat'])} "
               f"(p = {_fmt(d['ks_p'])}).",
               f"Most-copied training records: {mem['most_copied'][:5] or 'none'}."]
+    for name, why in report["meta"].get("skipped", {}).items():
+        lines.append(f"Skipped {name}: {why}.")
     return "\n".join(lines) + "\n"
 
 
@@ -211,16 +234,20 @@ def write_outputs(
     report: Mapping[str, Any], out: Path, *, sets: dict[str, np.ndarray], pca: PCA,
     ratios: tuple[NeighborRatio, NeighborRatio], sampling_rate: float,
 ) -> None:
-    """metrics.json, metrics.md and the PNGs under `out`."""
+    """metrics.json, metrics.md and the PNGs under `out` (for images: sample grids instead of
+    spectra)."""
     from . import plots
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
     (out / "metrics.md").write_text(markdown_table(report))
-    plots.plot_spectra(sets, out / "mean_spectrum.png", sampling_rate=sampling_rate)
+    if is_image(sets["train"]):
+        plots.plot_image_grids(sets, ratios[0], out)
+    else:
+        plots.plot_spectra(sets, out / "mean_spectrum.png", sampling_rate=sampling_rate)
+        plots.plot_nearest(sets["generated"], sets["train"], ratios[0], out / "nearest_records.png")
     plots.plot_pca(sets, out / "pca_scatter.png", pca=pca)
     plots.plot_dcr(ratios[0], ratios[1], out / "dcr_histogram.png")
-    plots.plot_nearest(sets["generated"], sets["train"], ratios[0], out / "nearest_records.png")
 
 
 def _json_default(v: Any) -> Any:

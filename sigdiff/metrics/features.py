@@ -1,6 +1,7 @@
 """Fréchet distance on learned features (the role TS2Vec plays in Context-FID, Jeha et al. 2022).
 
-A small 1D convolutional encoder is trained self-supervised on the real data with a SimCLR
+A small convolutional encoder (1D for signals, 2D for images: the same three layers) is trained
+self-supervised on the real data with a SimCLR
 contrastive loss (Chen et al. 2020; NT-Xent over jittered, rescaled and shifted views). It is cached
 per dataset under a key hashing the data, the configuration and the training seed, as safetensors
 plus a JSON card recording that seed. The Fréchet distance between Gaussians fitted to the
@@ -22,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 
-from .._utils import make_generator
+from .._utils import append_dims, make_generator
 
 
 @dataclass(frozen=True)
@@ -41,21 +42,24 @@ class EncoderConfig:
 
 
 class Encoder(nn.Module):
-    """(B, C, L) -> (B, features): three strided convolutions and global average pooling."""
+    """(B, C, L) or (B, C, H, W) -> (B, features): three strided convolutions (`dims` = 1 or 2)
+    and global average pooling."""
 
-    def __init__(self, channels: int, *, width: int, features: int) -> None:
+    def __init__(self, channels: int, *, width: int, features: int, dims: int = 1) -> None:
         super().__init__()
+        from sigdiff.models.layers import conv_nd
+
         self.net = nn.Sequential(
-            nn.Conv1d(channels, width, 7, stride=2, padding=3), nn.GELU(),
-            nn.Conv1d(width, 2 * width, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(2 * width, 2 * width, 3, padding=1), nn.GELU(),
+            conv_nd(dims, channels, width, 7, stride=2, padding=3), nn.GELU(),
+            conv_nd(dims, width, 2 * width, 5, stride=2, padding=2), nn.GELU(),
+            conv_nd(dims, 2 * width, 2 * width, 3, padding=1), nn.GELU(),
         )
         self.out = nn.Linear(2 * width, features)
         self.head = nn.Sequential(nn.Linear(features, features), nn.GELU(),
                                   nn.Linear(features, features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.net(x).mean(dim=-1))  # (B, features)
+        return self.out(self.net(x).flatten(2).mean(dim=-1))  # (B, features)
 
 
 def default_cache_dir() -> Path:
@@ -71,12 +75,14 @@ def _cache_key(data: np.ndarray, cfg: EncoderConfig, seed: int) -> str:
 
 
 def _augment(x: torch.Tensor, cfg: EncoderConfig, g: torch.Generator) -> torch.Tensor:
-    b, _, length = x.shape
+    """Jitter, rescale, and shift circularly along every spatial axis (time, or height and width)."""
     noise = torch.randn(x.shape, generator=g) * cfg.jitter
-    amp = 1.0 + cfg.scale * torch.randn((b, 1, 1), generator=g)
-    shift = int(torch.randint(-int(cfg.max_shift * length), int(cfg.max_shift * length) + 1,
-                              (1,), generator=g))
-    return torch.roll(x * amp + noise, shifts=shift, dims=-1)
+    amp = 1.0 + cfg.scale * append_dims(torch.randn((x.shape[0],), generator=g), x.ndim)
+    axes = tuple(range(2, x.ndim))
+    shifts = tuple(int(torch.randint(-int(cfg.max_shift * x.shape[a]),
+                                     int(cfg.max_shift * x.shape[a]) + 1, (1,), generator=g))
+                   for a in axes)
+    return torch.roll(x * amp + noise, shifts=shifts, dims=axes)
 
 
 def _nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -90,11 +96,12 @@ def _nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
 
 
 def train_encoder(data: np.ndarray, *, cfg: EncoderConfig, seed: int) -> Encoder:
-    """Train the encoder contrastively on standardised `data` (N, C, L); seeded throughout."""
+    """Train the encoder contrastively on standardised `data` (N, C, L) or (N, C, H, W); seeded
+    throughout."""
     g = make_generator(seed)
     with torch.random.fork_rng(devices=[]):  # weight init draws from a seeded, private state
         torch.manual_seed(seed)
-        enc = Encoder(data.shape[1], width=cfg.width, features=cfg.features)
+        enc = Encoder(data.shape[1], width=cfg.width, features=cfg.features, dims=data.ndim - 2)
     x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     opt = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
     for _ in range(cfg.epochs):
@@ -116,8 +123,8 @@ class FeatureExtractor:
     """A trained encoder plus the per-channel standardisation it was trained with."""
 
     encoder: Encoder
-    mean: np.ndarray  # (C, 1)
-    std: np.ndarray  # (C, 1)
+    mean: np.ndarray  # (C, 1) or (C, 1, 1)
+    std: np.ndarray
     seed: int
     key: str
 
@@ -133,12 +140,13 @@ def load_or_train(
 ) -> FeatureExtractor:
     """The encoder for this dataset: loaded from the cache, else trained and cached."""
     cfg = cfg or EncoderConfig()
-    mean = data.mean(axis=(0, 2))[:, None]
-    std = data.std(axis=(0, 2))[:, None] + 1e-8
+    axes = (0, *range(2, data.ndim))  # all but the channel axis
+    mean = data.mean(axis=axes, keepdims=True)[0]  # (C, 1) or (C, 1, 1)
+    std = data.std(axis=axes, keepdims=True)[0] + 1e-8
     key = _cache_key(data, cfg, seed)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     weights, card = folder / f"{key}.safetensors", folder / f"{key}.json"
-    enc = Encoder(data.shape[1], width=cfg.width, features=cfg.features)
+    enc = Encoder(data.shape[1], width=cfg.width, features=cfg.features, dims=data.ndim - 2)
     if weights.exists():
         enc.load_state_dict(load_file(weights))
         enc.eval()
@@ -147,7 +155,9 @@ def load_or_train(
         folder.mkdir(parents=True, exist_ok=True)
         save_file(enc.state_dict(), weights)
         card.write_text(json.dumps({"seed": seed, "config": asdict(cfg), "n": len(data),
-                                    "channels": data.shape[1], "length": data.shape[2]}))
+                                    "channels": data.shape[1],
+                                    "length": data.shape[2] if data.ndim == 3 else None,
+                                    "spatial_shape": list(data.shape[2:])}))
     return FeatureExtractor(encoder=enc, mean=mean, std=std, seed=seed, key=key)
 
 

@@ -1,4 +1,5 @@
-"""Evaluation figures: mean spectra, PCA scatter, DCR histograms, samples beside nearest records."""
+"""Evaluation figures: mean spectra, PCA scatter, DCR histograms, samples beside nearest records;
+for images, grids of real and generated images and image pairs (sample | nearest training image)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from .memorization import NeighborRatio
 from .spectral import welch_psd
 
 N_NEAREST_SHOWN = 6
+GRID_IMAGES = 64  # images per sample grid (8 x 8)
+PAIRS_SHOWN = 24  # image pairs in nearest_pairs.png, most copy-like first
+PAIRS_PER_ROW = 4
+MIN_SHOWN_PIXELS = 32  # small images (digits are 8 x 8) are enlarged to at least this size
 SCATTER_MAX = 2000  # points per set in the PCA scatter
 COLORS = {"train": "tab:blue", "holdout": "tab:green", "generated": "tab:red"}
 
@@ -69,6 +74,39 @@ def plot_nearest(samples: np.ndarray, train: np.ndarray, ratio: NeighborRatio, p
         ax.set_title(f"d1/d2 = {ratio.ratio[i]:.3f}, d1 = {ratio.d1[i]:.3g}", fontsize=8)
         ax.legend(fontsize=7, loc="upper right")
     _save(fig, path)
+
+
+def plot_image_grids(sets: dict[str, np.ndarray], ratio: NeighborRatio, out: Path) -> None:
+    """samples_grid.png, train_grid.png, and nearest_pairs.png: the most copy-like generated
+    images, each beside its nearest training image, titled with d1/d2 (all on train's range)."""
+    from sigdiff.image import save_grid
+
+    train, gen = sets["train"], sets["generated"]
+    value_range = (float(train.min()), float(train.max()))
+    scale = max(1, -(-MIN_SHOWN_PIXELS // min(train.shape[2:])))
+    for name, x in (("samples_grid.png", gen), ("train_grid.png", train)):
+        save_grid(_displayable(x[:GRID_IMAGES]), out / name, ncols=8, scale=scale,
+                  value_range=value_range)
+    order = np.argsort(ratio.ratio, kind="stable")[:PAIRS_SHOWN]
+    rows = -(-len(order) // PAIRS_PER_ROW)
+    fig, axes = plt.subplots(rows, PAIRS_PER_ROW, figsize=(2.2 * PAIRS_PER_ROW, 1.4 * rows),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), order):
+        pair = _displayable(np.stack([gen[i], train[ratio.nearest[i]]]))  # (2, C, H, W)
+        side = np.concatenate([pair[0], np.full_like(pair[0][..., :1], value_range[1]), pair[1]],
+                              axis=-1)  # (C, H, 2W + 1): generated | nearest training image
+        img = side[0] if side.shape[0] == 1 else np.moveaxis(side, 0, -1)
+        img = (img - value_range[0]) / max(value_range[1] - value_range[0], 1e-12)
+        ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"#{i} | train #{ratio.nearest[i]}  d1/d2={ratio.ratio[i]:.2f}", fontsize=6)
+    _save(fig, out / "nearest_pairs.png")
+
+
+def _displayable(x: np.ndarray) -> np.ndarray:
+    """Images shown as they are when C is 1 or 3; otherwise the first channel only."""
+    return x if x.shape[1] in (1, 3) else x[:, :1]
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
