@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 from sigdiff.cli.data import data
 from sigdiff.cli.eval import eval_cmd
+from sigdiff.cli.sweep import report_cmd, sweep_cmd
 from sigdiff.cli.timesteps import timesteps
 from sigdiff.cli.train import sample_cmd, train_cmd
 
@@ -23,6 +24,8 @@ cli.add_command(train_cmd)
 cli.add_command(sample_cmd)
 cli.add_command(eval_cmd, name="eval")
 cli.add_command(timesteps)
+cli.add_command(sweep_cmd)
+cli.add_command(report_cmd)
 
 
 def main() -> None:

@@ -67,6 +67,18 @@ def step_generator(seed: int, step: int, *, stream: int = 0, device: str = "cpu"
     return g
 
 
+def subset_records(cfg: TrainConfig, n_store: int) -> np.ndarray:
+    """The store rows a run trains on: all of them, or ``cfg.train_subset`` random rows drawn by
+    ``cfg.subset_seed`` (sorted). Memorization is measured against exactly these."""
+    if cfg.train_subset is None:
+        return np.arange(n_store)
+    if cfg.train_subset > n_store:
+        raise TrainingError(f"{cfg.data}: train_subset {cfg.train_subset} exceeds the "
+                            f"{n_store} records in the store")
+    rng = np.random.default_rng([cfg.subset_seed, 7919])
+    return np.sort(rng.choice(n_store, size=cfg.train_subset, replace=False))
+
+
 # --- data ---------------------------------------------------------------------------------
 class _Batches:
     """Deterministic batches: epoch permutations from (seed, epoch), crops from the step RNG."""
@@ -76,7 +88,7 @@ class _Batches:
         self.store = store
         if store.n_samples < 1:
             raise TrainingError(f"{cfg.data}: the store holds no samples")
-        self.records = self._subset(cfg, store.n_samples)  # store rows this run trains on
+        self.records = subset_records(cfg, store.n_samples)  # store rows this run trains on
         self.n = len(self.records)
         rank = 1 + len(store.spatial_shape)  # one item: (C, L) or (C, H, W)
         self.mean = append_dims(torch.as_tensor(store.norm_mean, dtype=torch.float32), rank)
@@ -100,16 +112,6 @@ class _Batches:
                                 f"{store.length}")
         self.seed, self.batch_size, self.device = cfg.seed, cfg.batch_size, device
         self._perm: tuple[int, torch.Tensor] | None = None
-
-    @staticmethod
-    def _subset(cfg: TrainConfig, n_store: int) -> np.ndarray:
-        if cfg.train_subset is None:
-            return np.arange(n_store)
-        if cfg.train_subset > n_store:
-            raise TrainingError(f"{cfg.data}: train_subset {cfg.train_subset} exceeds the "
-                                f"{n_store} records in the store")
-        rng = np.random.default_rng([cfg.subset_seed, 7919])
-        return np.sort(rng.choice(n_store, size=cfg.train_subset, replace=False))
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

@@ -1,0 +1,260 @@
+"""Sweeps and the trade-off report: grid expansion, config errors, a tiny sweep end to end,
+kill-and-resume equal to an uninterrupted sweep, report files, and intervals against scipy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+from sigdiff.cli.sweep import report_cmd, sweep_cmd
+
+from sigdiff.report import equal_alignment, t_interval, write_report
+from sigdiff.sweep import SweepError, load_sweep, run_cell, run_sweep, sweep_from_dict
+
+WALL = ("train_seconds", "eval_seconds")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from sigdiff.datasets import make_dataset
+
+    from sigdiff.data.store import split_store
+
+    d = tmp_path_factory.mktemp("data")
+    make_dataset("ecg5000", d / "full.zarr", seed=0)
+    split_store(d / "full.zarr", holdout=0.2, seed=0, out_train=d / "train.zarr",
+                out_holdout=d / "holdout.zarr")
+    return d / "train.zarr", d / "holdout.zarr"
+
+
+def tiny_toml(train: Path, holdout: Path, *, seeds: str = "[0, 1]", subsets: str = "[8]") -> str:
+    return textwrap.dedent(f"""
+        name = "tiny"
+        seeds = {seeds}
+        train_subsets = {subsets}
+        [data]
+        train = "{train}"
+        holdout = "{holdout}"
+        [train]
+        steps = 8
+        batch_size = 8
+        checkpoint_every = 4
+        log_every = 4
+        model = {{ name = "unet", preset = "tiny" }}
+        optim = {{ warmup_steps = 2 }}
+        [eval]
+        n_samples = 12
+        sampler_steps = 3
+        [[arm]]
+        label = "uniform"
+        [[arm]]
+        label = "CI small"
+        timesteps = {{ name = "ci_gaussian", params = {{ center = 0.2, width = 0.3 }} }}
+        """)
+
+
+def write_toml(tmp: Path, text: str) -> Path:
+    path = tmp / "sweep.toml"
+    path.write_text(text)
+    return path
+
+
+def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in WALL} for r in rows]
+
+
+# ----------------------------------------------------------------------------- grid and errors
+def test_grid_expands_arms_sizes_seeds(tmp_path: Path, stores: tuple[Path, Path]) -> None:
+    sweep = load_sweep(write_toml(tmp_path, tiny_toml(*stores, seeds="[3, 4, 5]",
+                                                      subsets="[8, 16]")))
+    assert len(sweep.cells) == 2 * 2 * 3
+    ids = [c.id for c in sweep.cells]
+    assert ids[0] == "uniform__n8__s3" and ids[-1] == "ci-small__n16__s5"
+    assert len(set(ids)) == len(ids)
+    cell = sweep.cells[-1]
+    assert cell.config.timesteps.name == "ci_gaussian"
+    assert cell.config.timesteps.params == {"center": 0.2, "width": 0.3}
+    assert (cell.config.seed, cell.config.train_subset, cell.config.subset_seed) == (5, 16, 5)
+    assert cell.config.steps == 8 and cell.config.data == str(stores[0])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.pop("arm"), "at least one [[arm]]"),
+    (lambda r: r.update(colour="red"), "unknown key(s) 'colour'"),
+    (lambda r: r["arm"][1].update(timesteps={"name": "nope"}), "arm 'CI small'"),
+    (lambda r: r["arm"][1].update(stepz=3), "unknown key(s) 'stepz'"),
+    (lambda r: r["train"].update(seed=1), "must not set 'seed'"),
+    (lambda r: r["arm"][1].update(label="uniform"), "duplicate arm label"),
+    (lambda r: r["arm"][0].pop("label"), "needs a label"),
+    (lambda r: r.update(seeds=[]), "seeds must be"),
+    (lambda r: r.update(train_subsets=[1]), "train_subsets"),
+    (lambda r: r["eval"].update(bogus=1), "[eval]"),
+    (lambda r: r.pop("data"), "[data] needs"),
+])
+def test_config_errors_name_the_problem(stores: tuple[Path, Path], edit: Any, message: str) -> None:
+    import tomllib
+
+    raw = tomllib.loads(tiny_toml(*stores))
+    edit(raw)
+    with pytest.raises(SweepError, match=None) as err:
+        sweep_from_dict(raw)
+    assert message in str(err.value)
+
+
+def test_cli_dry_run_and_user_errors(tmp_path: Path, stores: tuple[Path, Path]) -> None:
+    runner = CliRunner()
+    path = write_toml(tmp_path, tiny_toml(*stores))
+    res = runner.invoke(sweep_cmd, [str(path), "--out", str(tmp_path / "o"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "4 cells" in res.output and "ci-small__n8__s1" in res.output
+    assert not (tmp_path / "o" / "cells").exists()
+    bad = write_toml(tmp_path, tiny_toml(*stores).replace('name = "tiny"', 'nme = "x"'))
+    res = runner.invoke(sweep_cmd, [str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "unknown key(s) 'nme'" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(report_cmd, [str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "no results.jsonl" in res.output
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, stores: tuple[Path, Path]) -> Path:
+    tmp = tmp_path_factory.mktemp("sweep_a")
+    sweep = load_sweep(write_toml(tmp, tiny_toml(*stores)))
+    run_sweep(sweep, tmp / "out", progress=False)
+    return tmp / "out"
+
+
+def test_tiny_sweep_writes_every_checkpoint(finished: Path) -> None:
+    rows = [json.loads(line) for line in (finished / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * 2  # 4 cells × checkpoints at steps 4 and 8
+    assert [r["step"] for r in rows[:2]] == [4, 8]
+    csv = pd.read_csv(finished / "results.csv")
+    assert len(csv) == len(rows) and {"memorized_fraction", "floor_memorized_fraction",
+                                      "mmd2_vs_holdout", "pca_w_vs_holdout", "checkpoint",
+                                      "train_seconds"} <= set(csv.columns)
+    r = rows[0]
+    assert r["n_train_records"] == 8 and r["n_samples"] == 12
+    assert 0 <= r["memorized_fraction"] <= 1 and r["dcr_median_ratio"] > 0
+    assert (finished / r["checkpoint"]).is_dir()
+    # floors are computed once per (subset, seed) and shared by every arm
+    by_seed = {(x["seed"], x["floor_mmd2_vs_holdout"]) for x in rows}
+    assert len(by_seed) == 2
+
+
+def test_memorization_is_measured_against_the_cells_own_records(finished: Path,
+                                                                stores: tuple[Path, Path]) -> None:
+    from sigdiff.checkpoint import list_checkpoints
+    from sigdiff.data.store import read_store
+    from sigdiff.generate import generate, load_model
+    from sigdiff.metrics import neighbor_ratio
+
+    run = finished / "cells" / "uniform__n8__s1" / "run"
+    model = load_model(list_checkpoints(run)[-1])
+    train, _ = read_store(stores[0])
+    records = np.asarray(model.meta["train_records"])
+    x = generate(model, n=12, seed=1234, steps=3, progress=False)
+    row = [json.loads(line) for line in
+           (finished / "cells" / "uniform__n8__s1" / "rows.jsonl").read_text().splitlines()][-1]
+    assert row["memorized_fraction"] == neighbor_ratio(x, train[records]).fraction
+
+
+def test_killed_sweep_resumes_to_identical_results(tmp_path: Path, stores: tuple[Path, Path],
+                                                   finished: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sigdiff.training
+
+    sweep = load_sweep(write_toml(tmp_path, tiny_toml(*stores)))
+    out = tmp_path / "out"
+    # A real SIGKILL while the first cell is being evaluated or trained further.
+    code = (f"from sigdiff.sweep import load_sweep, run_sweep\n"
+            f"run_sweep(load_sweep({str(tmp_path / 'sweep.toml')!r}), {str(out)!r}, "
+            "progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ,
+                                                               "OMP_NUM_THREADS": "1"})
+    rows0 = out / "cells" / sweep.cells[0].id / "rows.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (rows0.is_file() and rows0.read_text().strip()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert rows0.is_file(), "the subprocess never evaluated a checkpoint"
+    # A second cell killed half-way (one of two checkpoints evaluated), a cut last line.
+    run_cell(sweep.cells[2], sweep, out, stop_after_checkpoints=1)
+    with open(out / "cells" / sweep.cells[2].id / "rows.jsonl", "a") as fh:
+        fh.write('{"cell": "half-writ')
+    done_before = {c.id for c in sweep.cells if (out / "cells" / c.id / "done.json").is_file()}
+    calls: list[str] = []
+    real_train = sigdiff.training.train
+
+    def counting_train(cfg: Any, **kw: Any) -> Any:
+        calls.append(str(kw["run_dir"]))
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(sigdiff.training, "train", counting_train)
+    rows = run_sweep(sweep, out, progress=False)
+    assert not any(d in c for d in done_before for c in calls)  # finished cells skipped
+    assert sum(sweep.cells[2].id in c for c in calls) == 1  # only the second half retrained
+    expected = [json.loads(line) for line in (finished / "results.jsonl").read_text().splitlines()]
+    assert strip(rows) == strip(expected)
+    assert (out / "results.csv").read_text().count("\n") == len(expected) + 1
+
+
+def test_report_files_and_tables(finished: Path, tmp_path: Path) -> None:
+    md = write_report(finished, tmp_path / "rep")
+    text = md.read_text()
+    for name in ("tradeoff_n8.png", "over_steps_n8.png", "contribution.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 1000
+        assert name in text
+    assert "real-data floor" in text and "Verdict" in text and "early stopping" in text
+    assert "95% Student-t" in text
+
+
+# ----------------------------------------------------------------------------- statistics
+@pytest.mark.parametrize("values", [[0.1, 0.3, 0.2], [1.0, 2.0, 4.0, 8.0, 3.0], [5.0, 6.0]])
+def test_t_interval_matches_scipy(values: list[float]) -> None:
+    ci = t_interval(values)
+    x = np.asarray(values)
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    if x.std() == 0:
+        low = high = x.mean()
+    assert ci.mean == pytest.approx(x.mean())
+    assert (ci.low, ci.high) == pytest.approx((low, high))
+    assert ci.n == len(x)
+
+
+def test_t_interval_degenerate_cases() -> None:
+    assert t_interval([]).n == 0 and np.isnan(t_interval([]).mean)
+    one = t_interval([0.5, float("nan")])
+    assert one.n == 1 and one.mean == 0.5 and np.isnan(one.low)
+    assert "n=1" in one.fmt()
+
+
+def test_equal_alignment_takes_the_first_checkpoint_reaching_the_level() -> None:
+    df = pd.DataFrame({
+        "arm": ["a"] * 6, "train_subset": [8] * 6, "seed": [0, 0, 0, 1, 1, 1],
+        "step": [1, 2, 3, 1, 2, 3], "mmd2_vs_holdout": [0.5, 0.2, 0.1, 0.5, 0.4, 0.3],
+        "memorized_fraction": [0.0, 0.1, 0.5, 0.0, 0.2, 0.4]})
+    got = equal_alignment(df, "a", 8, key="mmd2_vs_holdout", level=0.25)
+    assert got.to_dict() == {0: 0.1}  # seed 1 never reaches 0.25
+
+
+def test_packaged_demo_config_resolves_by_name(tmp_path: Path) -> None:
+    sweep = load_sweep("demo", out_dir=tmp_path)
+    arms = {c.arm for c in sweep.cells}
+    assert "uniform" in arms and any(c.config.timesteps.name == "ci_gaussian" for c in sweep.cells)
+    assert sweep.train_path == tmp_path / "data" / "train.zarr"
+    with pytest.raises(SweepError, match=r"packaged configs: .*demo"):
+        load_sweep("no-such-sweep")
