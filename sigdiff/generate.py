@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sigdiff._utils import append_dims, choice_error
+from sigdiff._utils import choice_error
 from sigdiff.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict
+from sigdiff.data.dataset import Normalizer
 from sigdiff.denoiser import Denoiser
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
@@ -119,8 +120,9 @@ def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m"
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     out = []
-    mean = append_dims(torch.tensor(model.meta["norm_mean"], dtype=torch.float64), len(shape))
-    std = append_dims(torch.tensor(model.meta["norm_std"], dtype=torch.float64), len(shape))
+    normalizer = Normalizer(torch.tensor(model.meta["norm_mean"], dtype=torch.float64),
+                            torch.tensor(model.meta["norm_std"], dtype=torch.float64),
+                            spatial_rank=len(shape) - 1)
     n_batches = math.ceil(n / batch_size)
     for b in tqdm(range(n_batches), desc=f"sample {sampler}×{steps}", disable=not progress,
                   unit="batch"):
@@ -128,7 +130,7 @@ def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m"
         x = prior_noise((m, *shape), sigma_max=float(sigmas[0]), generator=g, device=device,
                         sigma_data=model.config.diffusion.sigma_data)
         x0 = fn(den, x, sigmas.to(device), generator=g)
-        out.append((x0.double().cpu() * std + mean).float().numpy())
+        out.append(normalizer.denormalize(x0.cpu()).float().numpy())
     return np.concatenate(out)
 
 
