@@ -9,6 +9,7 @@ from sigdiff.cli.eval import eval_cmd
 from sigdiff.cli.sweep import report_cmd, sweep_cmd
 from sigdiff.cli.timesteps import timesteps
 from sigdiff.cli.train import sample_cmd, train_cmd
+from sigdiff.cli.validate import validate_cmd
 
 from sigdiff import __version__
 
@@ -26,6 +27,7 @@ cli.add_command(eval_cmd, name="eval")
 cli.add_command(timesteps)
 cli.add_command(sweep_cmd)
 cli.add_command(report_cmd)
+cli.add_command(validate_cmd)
 
 
 def main() -> None:

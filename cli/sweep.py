@@ -33,7 +33,7 @@ def sweep_cmd(config: str, out: str, jobs: int, with_report: bool, dry_run: bool
     try:
         sweep = load_sweep(config, out_dir=out)
         click.echo(describe(sweep))
-        click.echo("eval: " + json.dumps(sweep.eval.__dict__))
+        click.echo("eval: " + json.dumps(sweep.eval.to_dict()))
         if dry_run:
             return
         rows = run_sweep(sweep, out, jobs=jobs, progress=not quiet)

@@ -9,15 +9,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from sigdiff._utils import choice_error
 from sigdiff.data import synthetic
 from sigdiff.data.importers import Imported, parse_ucr
-from sigdiff.data.store import PIXEL_RATE, PathLike, SignalStore, StoreError, write_store
+from sigdiff.data.store import (
+    PIXEL_RATE,
+    PathLike,
+    SignalStore,
+    StoreError,
+    split_store,
+    write_store,
+)
 
-__all__ = ["CATALOG", "CatalogEntry", "load_dataset", "make_dataset"]
+__all__ = ["CATALOG", "CatalogEntry", "load_dataset", "make_dataset", "make_split"]
 
 ECG5000_MD5 = "a7ec9b6577e0cc897dca3adaaa0699ed"  # of the archive's ECG5000_TRAIN.txt
 ECG5000_RATE_HZ = 250.0  # nominal: the rate of source record chf07 (see ecg5000/CARD.md)
@@ -145,3 +153,17 @@ def make_dataset(
         attrs=data.attrs,
         overwrite=overwrite,
     )
+
+
+def make_split(
+    name: str, folder: PathLike, *, holdout: float = 0.2, split_seed: int = 0, seed: int = 0,
+) -> tuple[Path, Path]:
+    """Write catalog dataset `name` and its stratified train/holdout split under `folder` (once:
+    an existing split is reused); returns the (train, holdout) store paths."""
+    root = Path(folder)
+    train, hold = root / "train.zarr", root / "holdout.zarr"
+    if not hold.exists():
+        make_dataset(name, root / "full.zarr", seed=seed, overwrite=True)
+        split_store(root / "full.zarr", holdout=holdout, seed=split_seed, out_train=train,
+                    out_holdout=hold, overwrite=True)
+    return train, hold

@@ -42,15 +42,15 @@ __all__ = [
     "run_sweep",
 ]
 
-RESULT_FIELDS = (
-    "cell", "arm", "train_subset", "seed", "step", "steps", "memorized_fraction",
-    "dcr_median_ratio", "dcr_p_closer", "mmd2_vs_holdout", "pca_w_vs_holdout",
-    "pca_js_vs_holdout", "lsd_db_vs_holdout", "mmd2_vs_train", "pca_w_vs_train",
-    "pca_js_vs_train", "floor_memorized_fraction", "floor_mmd2_vs_holdout",
-    "floor_pca_w_vs_holdout", "floor_pca_js_vs_holdout", "floor_lsd_db_vs_holdout",
-    "floor_mmd2_vs_train", "floor_pca_w_vs_train", "floor_pca_js_vs_train",
-    "copy_mmd2_vs_holdout", "copy_pca_w_vs_holdout", "n_samples", "n_train_records",
-    "n_holdout", "train_seconds", "eval_seconds", "checkpoint", "timesteps", "weighting",
+#: Version of the row schema; rows measured under another schema or metric settings are
+#: re-measured from their saved samples on the next run.
+EVAL_SCHEMA = 2
+#: Leading CSV columns; the CSV then holds every generated, floor and copier figure and the gate
+#: (results.jsonl holds every reference's figures as well).
+META_FIELDS = (
+    "cell", "arm", "train_subset", "seed", "step", "steps", "n_samples", "n_train_records",
+    "n_target", "n_compared", "train_seconds", "eval_seconds", "checkpoint", "timesteps",
+    "weighting", "eval_fingerprint",
 )
 _SLUG = re.compile(r"[^a-z0-9]+")
 _SWEEP_KEYS = {"name", "seeds", "train_subsets", "vary_subset", "data", "train", "eval", "arm"}
@@ -60,21 +60,62 @@ class SweepError(ValueError):
     """The sweep config is invalid or the output directory holds a different sweep."""
 
 
+#: The sweep's default metric settings: no permutation p-values (unused by the report) and no
+#: slow extras at every checkpoint; `[eval.metrics]` overrides any EvalConfig field.
+SWEEP_METRICS = {"mmd_permutations": 0, "extras": []}
+
+
 @dataclass(frozen=True)
 class EvalSpec:
-    """How each checkpoint is evaluated: samples drawn, sampler and the fixed seeds."""
+    """How each checkpoint is evaluated: samples drawn, sampler, seeds, and the metric settings
+    (`metrics`, the same EvalConfig `sigdiff eval` uses)."""
 
-    n_samples: int = 200
+    n_samples: int = 500
     sampler: str = "dpmpp_2m"
     sampler_steps: int = 25
     sample_seed: int = 1234
-    metric_seed: int = 0
-    mmd_permutations: int = 0  # the p-value is not used by the sweep; 0 skips the permutations
     use_ema: bool = True
+    #: Explicit evaluation steps (dense early, so no equal-alignment crossing is censored);
+    #: default: every ``checkpoint_every`` steps. Each cell also evaluates its final step.
+    checkpoints: tuple[int, ...] | None = None
+    metrics: Any = None  # EvalConfig; a mapping from TOML is validated into one
 
     def __post_init__(self) -> None:
+        from sigdiff.metrics.evaluate import EvalConfig, eval_config_from_dict
+
         if self.n_samples < 3 or self.sampler_steps < 1:
             raise SweepError("[eval] n_samples must be >= 3 and sampler_steps >= 1")
+        if self.checkpoints is not None:
+            steps = tuple(self.checkpoints)
+            if not steps or any(not isinstance(s, int) or s < 1 for s in steps):
+                raise SweepError(f"[eval] checkpoints must be a list of positive steps, got "
+                                 f"{self.checkpoints!r}")
+            object.__setattr__(self, "checkpoints", tuple(sorted(set(steps))))
+        if not isinstance(self.metrics, EvalConfig):
+            values = {**SWEEP_METRICS, **dict(self.metrics or {})}
+            try:
+                object.__setattr__(self, "metrics", eval_config_from_dict(values))
+            except ValueError as exc:
+                raise SweepError(f"[eval.metrics]: {exc}") from exc
+
+    def sampling(self) -> dict[str, Any]:
+        """What determines the samples of a checkpoint (saved beside them)."""
+        return {"n_samples": self.n_samples, "sampler": self.sampler,
+                "sampler_steps": self.sampler_steps, "sample_seed": self.sample_seed,
+                "use_ema": self.use_ema}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (what `--dry-run` prints)."""
+        return {**self.sampling(), "checkpoints": list(self.checkpoints or ()) or None,
+                "metrics": self.metrics.to_dict()}
+
+    def fingerprint(self) -> str:
+        """Identifies the metric settings and result schema a row was measured with."""
+        import hashlib
+
+        text = json.dumps({"schema": EVAL_SCHEMA, "metrics": self.metrics.to_dict()},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -202,22 +243,26 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
     except TypeError as exc:
         raise SweepError(f"[eval]: {exc}") from exc
     cells = expand_grid(raw, train_path=train_path)
+    for cell in cells:
+        off = [t for t in _targets(cell.config, spec)
+               if t % cell.config.checkpoint_every and t != cell.config.steps]
+        if off:
+            raise SweepError(f"[eval] checkpoints {off} of cell {cell.id} are not multiples of "
+                             f"checkpoint_every = {cell.config.checkpoint_every}: a run only "
+                             "saves (and resumes from) those steps; lower checkpoint_every")
     return SweepConfig(str(raw.get("name", "sweep")), train_path, holdout_path, data, cells, spec,
                        dict(raw))
 
 
 def prepare_data(sweep: SweepConfig) -> None:
     """Write the catalog dataset and its stratified split when the sweep names one."""
-    if "dataset" not in sweep.data_source or sweep.holdout_path.exists():
+    if "dataset" not in sweep.data_source:
         return
-    from sigdiff.data.store import split_store
-    from sigdiff.datasets import make_dataset
+    from sigdiff.datasets import make_split
 
-    src = sweep.train_path.parent / "full.zarr"
     d = sweep.data_source
-    make_dataset(d["dataset"], src, seed=int(d.get("seed", 0)), overwrite=True)
-    split_store(src, holdout=float(d.get("holdout", 0.2)), seed=int(d.get("split_seed", 0)),
-                out_train=sweep.train_path, out_holdout=sweep.holdout_path, overwrite=True)
+    make_split(d["dataset"], sweep.train_path.parent, holdout=float(d.get("holdout", 0.2)),
+               split_seed=int(d.get("split_seed", 0)), seed=int(d.get("seed", 0)))
 
 
 # ----------------------------------------------------------------------------- one cell
@@ -242,99 +287,56 @@ def _append_row(path: Path, row: Mapping[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def _floors(train_rec: np.ndarray, pool: np.ndarray, holdout: np.ndarray, *, n: int,
-            spec: EvalSpec, sampling_rate: float, pca: Any, seed: int) -> dict[str, Any]:
-    """Real-data floors: holdout vs the training records (memorization, alignment vs train) and an
-    equally sized real sample from the non-holdout pool vs the holdout (alignment)."""
-    from sigdiff.metrics import mmd2, neighbor_ratio, pca_distances
-
-    rng = np.random.default_rng([spec.metric_seed, seed, len(train_rec)])
-    real = pool[np.sort(rng.choice(len(pool), min(n, len(pool)), replace=False))]
-    hold = neighbor_ratio(holdout, train_rec, name="holdout")
-    al = _alignment(real, holdout, train_rec, spec=spec, sampling_rate=sampling_rate, pca=pca)
-    copy = _alignment(train_rec, holdout, train_rec, spec=spec, sampling_rate=sampling_rate,
-                      pca=pca, with_train=False)
-    tr = pca_distances(holdout, train_rec, pca=pca)
-    return {
-        "floor_memorized_fraction": hold.fraction,
-        "floor_mmd2_vs_holdout": al["mmd2_vs_holdout"],
-        "floor_pca_w_vs_holdout": al["pca_w_vs_holdout"],
-        "floor_pca_js_vs_holdout": al["pca_js_vs_holdout"],
-        "floor_lsd_db_vs_holdout": al["lsd_db_vs_holdout"],
-        "floor_mmd2_vs_train": mmd2(train_rec, holdout, n_permutations=spec.mmd_permutations,
-                                    seed=spec.metric_seed).mmd2,
-        "floor_pca_w_vs_train": tr["pca_wasserstein"],
-        "floor_pca_js_vs_train": tr["pca_js"],
-        "copy_mmd2_vs_holdout": copy["mmd2_vs_holdout"],
-        "copy_pca_w_vs_holdout": copy["pca_w_vs_holdout"],
-        "_holdout_dcr": hold.d1.tolist(),
-    }
-
-
-def _alignment(x: np.ndarray, holdout: np.ndarray, train_rec: np.ndarray, *, spec: EvalSpec,
-               sampling_rate: float, pca: Any, with_train: bool = True) -> dict[str, float]:
-    from sigdiff.metrics import mmd2, pca_distances
-    from sigdiff.metrics.spectral import spectral_report
-
-    ph = pca_distances(x, holdout, pca=pca)
-    out = {
-        "mmd2_vs_holdout": mmd2(holdout, x, n_permutations=spec.mmd_permutations,
-                                seed=spec.metric_seed).mmd2,
-        "pca_w_vs_holdout": ph["pca_wasserstein"],
-        "pca_js_vs_holdout": ph["pca_js"],
-        "lsd_db_vs_holdout": float(spectral_report(holdout, x, sampling_rate=sampling_rate)
-                                   ["log_spectral_distance_db"]),  # type: ignore[arg-type]
-    }
-    if with_train:
-        pt = pca_distances(x, train_rec, pca=pca)
-        out.update(mmd2_vs_train=mmd2(train_rec, x, n_permutations=spec.mmd_permutations,
-                                      seed=spec.metric_seed).mmd2,
-                   pca_w_vs_train=pt["pca_wasserstein"], pca_js_vs_train=pt["pca_js"])
-    return out
-
-
-def _cell_floors(cell: Cell, sweep: SweepConfig, out_dir: Path, train_all: np.ndarray,
-                 holdout: np.ndarray, records: np.ndarray, sampling_rate: float,
-                 pca: Any) -> dict[str, Any]:
-    """Floors per (training-set size, subset seed), cached in `floors/` (computed once)."""
-    key = f"n{cell.train_subset or 'all'}__subset{cell.config.subset_seed}"
-    path = out_dir / "floors" / f"{key}.json"
-    if path.is_file():
-        out: dict[str, Any] = json.loads(path.read_text())
-        return out
-    pool = train_all  # the non-holdout records: the population an ideal generator would match
-    floors = _floors(train_all[records], pool, holdout, n=sweep.eval.n_samples, spec=sweep.eval,
-                     sampling_rate=sampling_rate, pca=pca, seed=cell.config.subset_seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(floors))
-    tmp.replace(path)
-    return floors
-
-
-def evaluate_checkpoint(ckpt: Path, *, train_all: np.ndarray, holdout: np.ndarray,
-                        floors: Mapping[str, Any], spec: EvalSpec, sampling_rate: float,
-                        pca: Any) -> dict[str, Any]:
-    """Generate `spec.n_samples` from one checkpoint and measure it against its own records."""
+def checkpoint_samples(ckpt: Path, path: Path | None, spec: EvalSpec) -> np.ndarray:
+    """The evaluation samples of one checkpoint, (n, C, L) in data units: read from `path` when
+    an earlier evaluation saved them, else generated (fixed seed) and saved there atomically, so
+    a changed evaluation re-measures the same samples without retraining or resampling."""
     from sigdiff.generate import generate, load_model
-    from sigdiff.metrics import dcr_comparison, neighbor_ratio
 
+    if path is not None and path.is_file():
+        return np.asarray(np.load(path))
     model = load_model(ckpt, use_ema=spec.use_ema)
-    records = model.meta.get("train_records")
-    train_rec = train_all if records is None else train_all[np.asarray(records)]
     x = generate(model, n=spec.n_samples, seed=spec.sample_seed, sampler=spec.sampler,
-                 steps=spec.sampler_steps, progress=False)  # (n, C, L) in data units
-    nr = neighbor_ratio(x, train_rec)
-    dcr = dcr_comparison(nr.d1, np.asarray(floors["_holdout_dcr"]))
-    row = {"memorized_fraction": nr.fraction, "dcr_median_ratio": dcr["median_ratio"],
-           "dcr_p_closer": dcr["p_closer"], "n_samples": len(x),
-           "n_train_records": len(train_rec), "n_holdout": len(holdout)}
-    row.update(_alignment(x, holdout, train_rec, spec=spec, sampling_rate=sampling_rate, pca=pca))
-    row.update({k: v for k, v in floors.items() if not k.startswith("_")})
-    return row
+                 steps=spec.sampler_steps, progress=False)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npy")
+        np.save(tmp, x)
+        tmp.replace(path)
+    return x
 
 
-def _targets(cfg: TrainConfig) -> list[int]:
+def cell_context(cell: Cell, sweep: SweepConfig) -> Any:
+    """The evaluation context of a cell: its own training records, the holdout as the alignment
+    target, and the rest of the training split as the real-data pool (the floor)."""
+    from sigdiff.data.store import read_store
+    from sigdiff.metrics.evaluate import prepare
+    from sigdiff.training import subset_records
+
+    train_all, attrs = read_store(sweep.train_path)
+    holdout, _ = read_store(sweep.holdout_path)
+    records = subset_records(cell.config, len(train_all))
+    pool = np.delete(train_all, records, axis=0) if len(records) < len(train_all) else None
+    return prepare(train_all[records], holdout, n=sweep.eval.n_samples, pool=pool,
+                   sampling_rate=float(attrs["sampling_rate"]), config=sweep.eval.metrics,
+                   names=(str(sweep.train_path), str(sweep.holdout_path)))
+
+
+def evaluate_samples(ctx: Any, samples: np.ndarray, spec: EvalSpec) -> dict[str, Any]:
+    """The flat result row of one checkpoint's samples (`sigdiff.metrics.evaluate`'s schema)."""
+    from sigdiff.metrics.evaluate import evaluate_with, flatten_report
+
+    report = evaluate_with(ctx, samples)
+    meta = report["meta"]
+    return {"n_samples": meta["n_samples"], "n_train_records": meta["n_train"],
+            "n_target": meta["n_target"], "n_compared": meta["n_compared"],
+            "eval_fingerprint": spec.fingerprint(), **flatten_report(report)}
+
+
+def _targets(cfg: TrainConfig, spec: EvalSpec | None = None) -> list[int]:
+    """The steps at which a cell is checkpointed and evaluated (always including the last)."""
+    if spec is not None and spec.checkpoints is not None:
+        return sorted({*(s for s in spec.checkpoints if s <= cfg.steps), cfg.steps})
     every = cfg.checkpoint_every
     return sorted({*range(every, cfg.steps + 1, every), cfg.steps})
 
@@ -361,23 +363,23 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
               on_event: Callable[[str, int], None] | None,
               stop_after_checkpoints: int | None) -> list[dict[str, Any]]:
     from sigdiff.checkpoint import list_checkpoints
-    from sigdiff.data.store import read_store
-    from sigdiff.metrics import fit_pca
-    from sigdiff.training import subset_records, train
+    from sigdiff.training import train
 
     cell_dir = out_dir / "cells" / cell.id
     run_dir, rows_path = cell_dir / "run", cell_dir / "rows.jsonl"
     cell_dir.mkdir(parents=True, exist_ok=True)
+    _check_sampling(cell_dir / "samples", sweep.eval)
+    context: list[Any] = []  # built on first use: a finished, up-to-date cell needs none
+
+    def ctx() -> Any:
+        if not context:
+            context.append(cell_context(cell, sweep))
+        return context[0]
+
+    rows = _refresh_stale(_read_rows(rows_path), cell_dir, sweep.eval, ctx)
+    _rewrite_rows(rows_path, rows)  # drops a cut last line, stores re-measured rows
     if (cell_dir / "done.json").is_file():
-        return _read_rows(rows_path)
-    train_all, attrs = read_store(sweep.train_path)
-    holdout, _ = read_store(sweep.holdout_path)
-    rate = float(attrs["sampling_rate"])
-    pca = fit_pca(train_all)  # one PCA basis for every cell: the full non-holdout training split
-    records = subset_records(cell.config, len(train_all))
-    floors = _cell_floors(cell, sweep, out_dir, train_all, holdout, records, rate, pca)
-    rows = _read_rows(rows_path)
-    rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # drop a cut last line
+        return rows
     done = {r["step"] for r in rows}
     meta = {"cell": cell.id, "arm": cell.arm, "train_subset": cell.train_subset,
             "seed": cell.seed, "steps": cell.config.steps,
@@ -392,9 +394,9 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
             if step in done:
                 continue
             t0 = time.perf_counter()
-            row = evaluate_checkpoint(ckpt, train_all=train_all, holdout=holdout, floors=floors,
-                                      spec=sweep.eval, sampling_rate=rate, pca=pca)
-            row = {**meta, "step": step, **row, "train_seconds": round(train_seconds, 3),
+            x = checkpoint_samples(ckpt, _samples_path(cell_dir, step), sweep.eval)
+            row = {**meta, "step": step, **evaluate_samples(ctx(), x, sweep.eval),
+                   "train_seconds": round(train_seconds, 3),
                    "eval_seconds": round(time.perf_counter() - t0, 3),
                    "checkpoint": str(ckpt.relative_to(out_dir))}
             _append_row(rows_path, row)
@@ -409,7 +411,7 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         return rows
     ckpts = list_checkpoints(run_dir)
     current = int(ckpts[-1].name[5:]) if ckpts else 0
-    for target in _targets(cell.config):
+    for target in _targets(cell.config, sweep.eval):
         if target <= current:
             continue
         t0 = time.perf_counter()
@@ -420,6 +422,53 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
             return rows
     (cell_dir / "done.json").write_text(json.dumps({"cell": cell.id, "steps": current}))
     return rows
+
+
+def _samples_path(cell_dir: Path, step: int) -> Path:
+    return cell_dir / "samples" / f"step_{step:08d}.npy"
+
+
+def _check_sampling(folder: Path, spec: EvalSpec) -> None:
+    """Saved samples are only reused under the sampling settings that drew them."""
+    path = folder / "sampling.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != spec.sampling():
+            raise SweepError(f"{folder} holds samples drawn with {saved}, not {spec.sampling()}; "
+                             "use another --out directory (nothing was overwritten)")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec.sampling()))
+
+
+def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
+                   ctx: Callable[[], Any]) -> list[dict[str, Any]]:
+    """Re-measure rows written under other metric settings (or an older schema) from the samples
+    saved beside them: the evaluation changes, the models and their samples do not."""
+    fresh = spec.fingerprint()
+    out = []
+    for row in rows:
+        if row.get("eval_fingerprint") == fresh:
+            out.append(row)
+            continue
+        path = _samples_path(cell_dir, int(row["step"]))
+        if not path.is_file():
+            raise SweepError(f"{cell_dir}: the row for step {row['step']} was measured with other "
+                             f"metric settings and its samples ({path.name}) were not saved; "
+                             "rerun the sweep into a new --out directory")
+        t0 = time.perf_counter()
+        keep = {k: row[k] for k in ("cell", "arm", "train_subset", "seed", "steps", "timesteps",
+                                    "weighting", "step", "train_seconds", "checkpoint")}
+        new = {**keep, **evaluate_samples(ctx(), np.load(path), spec)}
+        new["eval_seconds"] = round(time.perf_counter() - t0, 3)
+        out.append(new)
+    return out
+
+
+def _rewrite_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -434,11 +483,19 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     tmp.replace(out_dir / "results.jsonl")
     tmp = out_dir / "results.csv.tmp"
     with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=_csv_fields(rows), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out_dir / "results.csv")
     return rows
+
+
+def _csv_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Meta columns, then every generated / floor / copier figure and the gate, in row order."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    figures = [k for k in keys if k not in META_FIELDS and
+               ("@" not in k or k.endswith(("@floor", "@copier")))]
+    return [*META_FIELDS, *figures]
 
 
 def _check_out_dir(sweep: SweepConfig, out_dir: Path) -> None:
@@ -472,7 +529,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
     _check_out_dir(sweep, out_dir)
     prepare_data(sweep)
     pending = [c for c in sweep.cells if not (out_dir / "cells" / c.id / "done.json").is_file()]
-    total = sum(len(_targets(c.config)) for c in sweep.cells)
+    total = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
     already = sum(len(_read_rows(out_dir / "cells" / c.id / "rows.jsonl")) for c in sweep.cells)
     bar = tqdm(total=total, initial=already, unit="ckpt", desc=f"sweep {sweep.name}",
                disable=not progress, dynamic_ncols=True, smoothing=0.05)
@@ -531,7 +588,7 @@ def _run_parallel(sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell], jo
 def describe(sweep: SweepConfig) -> str:
     """A short plan: cells, steps, checkpoints (what `--dry-run` prints)."""
     steps = sum(c.config.steps for c in sweep.cells)
-    ckpts = sum(len(_targets(c.config)) for c in sweep.cells)
+    ckpts = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
     lines = [f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {steps} training steps, "
              f"{ckpts} checkpoint evaluations of {sweep.eval.n_samples} samples "
              f"({sweep.eval.sampler} × {sweep.eval.sampler_steps})",

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sigdiff.cli.eval import eval_cmd
 
 from sigdiff.data.store import write_store
-from sigdiff.metrics.evaluate import evaluate
+from sigdiff.metrics.evaluate import EvalConfig, evaluate
 
 FS = 100.0
-FAST = {"mmd_permutations": 20, "extras": (), "progress": False}
+FAST = {"config": EvalConfig(mmd_permutations=20, extras=()), "progress": False}
 
 
 def _beats(n: int, seed: int, channels: int = 1, length: int = 64) -> np.ndarray:
@@ -26,31 +26,37 @@ def _beats(n: int, seed: int, channels: int = 1, length: int = 64) -> np.ndarray
     return x.astype(np.float32)
 
 
-def test_copying_generator_against_floor(tmp_path: Path) -> None:
+def test_copying_generator_against_floor_and_references(tmp_path: Path) -> None:
     train, holdout = _beats(200, 0), _beats(80, 1)
-    copies = train[np.random.default_rng(2).integers(0, 200, 100)]
+    copies = train[np.random.default_rng(2).integers(0, 200, 40)]
     rep = evaluate(train, holdout, copies, sampling_rate=FS, out_dir=tmp_path,
-                   **{**FAST, "extras": ("alpha_beta",)})
+                   config=EvalConfig(mmd_permutations=20, extras=("alpha_beta",)), progress=False)
     mem = rep["memorization"]
     assert mem["memorized_fraction"]["generated"] == 1.0
+    assert mem["memorized_fraction"]["copier"] == 1.0  # the copier reference, built independently
     assert mem["memorized_fraction"]["floor"] < 0.1
-    assert mem["dcr"]["median_dcr_generated"] == 0.0 and mem["dcr"]["median_dcr_holdout"] > 0
-    assert rep["alignment_vs_train"]["authenticity"]["generated"] == 0.0
-    assert set(rep["alignment_vs_holdout"]["mmd2"]) == {"generated", "floor"}
-    assert rep["meta"]["n_alignment_vs_holdout"] == 100
+    assert mem["exact_copies"]["generated"] == 40 and mem["dcr_median_ratio"]["generated"] == 0.0
+    assert set(rep["alignment_vs_holdout"]["mmd2"]) == {"generated", *rep["meta"]["references"]}
+    # no pool: the holdout's halves are the target and the floor; compared sets are equally sized
+    assert rep["meta"]["real_split"] == "holdout halves" and rep["meta"]["n_target"] == 40
+    assert rep["meta"]["n_compared"] == 40 and rep["gate"]["n"] == 40
+    assert rep["ranking"]["memorization.memorized_fraction"]["floor_beats_copier"] is True
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["memorization"]["exact_copies"]["generated"] == 100
+    assert saved["memorization"]["exact_copies"]["generated"] == 40
     table = (tmp_path / "metrics.md").read_text()
-    assert "| memorization vs train | memorized fraction (d1/d2 < 0.333) | 1 |" in table
+    assert "| memorization | memorized_fraction | 1 |" in table and "Alignment gate" in table
     for png in ("mean_spectrum", "pca_scatter", "dcr_histogram", "nearest_records"):
         assert (tmp_path / f"{png}.png").stat().st_size > 1000
 
 
 def test_default_extras_and_multichannel() -> None:
-    train, holdout, gen = _beats(120, 0, 2), _beats(60, 1, 2), _beats(60, 2, 2)
-    rep = evaluate(train, holdout, gen, sampling_rate=FS, mmd_permutations=20, progress=False)
-    for key in ("authenticity", "mdd", "discriminative", "predictive_mae", "precision"):
+    train, holdout, gen = _beats(120, 0, 2), _beats(60, 1, 2), _beats(30, 2, 2)
+    rep = evaluate(train, holdout, gen, sampling_rate=FS, config=EvalConfig(mmd_permutations=20),
+                   progress=False)
+    for key in ("authenticity", "mdd", "discriminative", "predictive_mae"):
         assert key in rep["alignment_vs_holdout"]
+        assert rep["alignment_vs_holdout"][key]["copier"] is None  # extras: generated and floor
+    assert rep["alignment_vs_holdout"]["precision"]["copier"] is not None  # core: every set
     assert rep["spectral"]["coherence_abs_diff"]["generated"] is not None
     assert rep["memorization"]["memorized_fraction"]["generated"] == 0.0
 
@@ -58,7 +64,7 @@ def test_default_extras_and_multichannel() -> None:
 def test_unknown_extra_and_bad_inputs() -> None:
     train = _beats(50, 0)
     with pytest.raises(ValueError, match="valid choices: alpha_beta"):
-        evaluate(train, train, train, sampling_rate=FS, extras=("fid",), progress=False)
+        EvalConfig(extras=("fid",))
     with pytest.raises(ValueError, match=r"evaluate: train.zarr has \(C, L\) = \(1, 64\) but s.zarr"):
         evaluate(train, train, _beats(5, 1, 2), sampling_rate=FS, progress=False,
                  names=("train.zarr", "h.zarr", "s.zarr"))
@@ -89,7 +95,7 @@ def test_cli_runs_on_stores(tmp_path: Path) -> None:
     paths = _stores(tmp_path)
     res = CliRunner().invoke(eval_cmd, _args(paths, tmp_path / "report"))
     assert res.exit_code == 0, res.output
-    assert "| memorization vs train | exact copies | 60 |" in res.output
+    assert "| memorization | exact_copies | 60 |" in res.output  # memorization: every sample
     meta = json.loads((tmp_path / "report" / "metrics.json").read_text())["meta"]
     assert meta["sampling_rate"] == FS and meta["stores"]["samples"] == paths[2]
 
@@ -97,7 +103,7 @@ def test_cli_runs_on_stores(tmp_path: Path) -> None:
 def test_cli_dry_run_prints_resolved_options(tmp_path: Path) -> None:
     paths = _stores(tmp_path)
     res = CliRunner().invoke(eval_cmd, [*_args(paths, tmp_path / "r"), "--dry-run"])
-    assert res.exit_code == 0 and '"permutations": 20' in res.output
+    assert res.exit_code == 0 and '"mmd_permutations": 20' in res.output
     assert not (tmp_path / "r").exists()
 
 
@@ -116,10 +122,9 @@ def test_learned_frechet_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     train, holdout = _beats(200, 0), _beats(100, 1)
     noisy = _beats(100, 2) + np.float32(0.5) * np.random.default_rng(3).normal(
         size=(100, 1, 64)).astype(np.float32)
-    clean = evaluate(train, holdout, _beats(100, 4), sampling_rate=FS, extras=("features",),
-                     mmd_permutations=20, progress=False)
-    dirty = evaluate(train, holdout, noisy, sampling_rate=FS, extras=("features",),
-                     mmd_permutations=20, progress=False)
+    cfg = EvalConfig(extras=("features",), mmd_permutations=20)
+    clean = evaluate(train, holdout, _beats(100, 4), sampling_rate=FS, config=cfg, progress=False)
+    dirty = evaluate(train, holdout, noisy, sampling_rate=FS, config=cfg, progress=False)
     f_clean = clean["alignment_vs_holdout"]["frechet_learned"]["generated"]
     assert dirty["alignment_vs_holdout"]["frechet_learned"]["generated"] > 3 * f_clean
     assert len(list((tmp_path / "encoders").glob("*.safetensors"))) == 1

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from scipy import stats
 from sigdiff.cli.sweep import report_cmd, sweep_cmd
 
-from sigdiff.report import equal_alignment, t_interval, write_report
+from sigdiff.report import t_interval, write_report
 from sigdiff.sweep import SweepError, load_sweep, run_cell, run_sweep, sweep_from_dict
 
 WALL = ("train_seconds", "eval_seconds")
@@ -69,6 +69,20 @@ def write_toml(tmp: Path, text: str) -> Path:
     path = tmp / "sweep.toml"
     path.write_text(text)
     return path
+
+
+def assert_same_row(got: dict[str, Any], want: dict[str, Any]) -> None:
+    """Equal keys and values; floats equal to float64 rounding (numpy's SIMD sums may differ in
+    the last bit between processes with differently aligned arrays)."""
+    assert set(got) == set(want)
+    diff = {k: (got[k], want[k]) for k in got if not _same(got[k], want[k])}
+    assert not diff, (got.get("cell"), got.get("step"), diff)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    return bool(a == b)
 
 
 def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,15 +156,19 @@ def test_tiny_sweep_writes_every_checkpoint(finished: Path) -> None:
     assert len(rows) == 4 * 2  # 4 cells × checkpoints at steps 4 and 8
     assert [r["step"] for r in rows[:2]] == [4, 8]
     csv = pd.read_csv(finished / "results.csv")
-    assert len(csv) == len(rows) and {"memorized_fraction", "floor_memorized_fraction",
-                                      "mmd2_vs_holdout", "pca_w_vs_holdout", "checkpoint",
-                                      "train_seconds"} <= set(csv.columns)
+    assert len(csv) == len(rows) and {
+        "memorization.memorized_fraction", "memorization.memorized_fraction@floor",
+        "memorization.memorized_fraction_lowpass", "alignment_vs_holdout.mmd2@copier",
+        "alignment_vs_train.pca_wasserstein", "gate.score", "checkpoint",
+        "train_seconds"} <= set(csv.columns)
     r = rows[0]
-    assert r["n_train_records"] == 8 and r["n_samples"] == 12
-    assert 0 <= r["memorized_fraction"] <= 1 and r["dcr_median_ratio"] > 0
+    assert r["n_train_records"] == 8 and r["n_samples"] == 12 and r["n_compared"] == 12
+    assert 0 <= r["memorization.memorized_fraction"] <= 1
+    assert r["memorization.memorized_fraction@copier"] == 1.0
+    assert r["memorization.dcr_median_ratio"] > 0
     assert (finished / r["checkpoint"]).is_dir()
-    # floors are computed once per (subset, seed) and shared by every arm
-    by_seed = {(x["seed"], x["floor_mmd2_vs_holdout"]) for x in rows}
+    # references are built once per (subset, seed) and shared by every arm
+    by_seed = {(x["seed"], x["alignment_vs_holdout.mmd2@floor"]) for x in rows}
     assert len(by_seed) == 2
 
 
@@ -161,14 +179,48 @@ def test_memorization_is_measured_against_the_cells_own_records(finished: Path,
     from sigdiff.generate import generate, load_model
     from sigdiff.metrics import neighbor_ratio
 
-    run = finished / "cells" / "uniform__n8__s1" / "run"
-    model = load_model(list_checkpoints(run)[-1])
+    cell = finished / "cells" / "uniform__n8__s1"
+    model = load_model(list_checkpoints(cell / "run")[-1])
     train, _ = read_store(stores[0])
     records = np.asarray(model.meta["train_records"])
     x = generate(model, n=12, seed=1234, steps=3, progress=False)
-    row = [json.loads(line) for line in
-           (finished / "cells" / "uniform__n8__s1" / "rows.jsonl").read_text().splitlines()][-1]
-    assert row["memorized_fraction"] == neighbor_ratio(x, train[records]).fraction
+    # the saved samples are this checkpoint's (float32 sums differ across thread counts)
+    np.testing.assert_allclose(np.load(cell / "samples" / "step_00000008.npy"), x, rtol=1e-5,
+                               atol=1e-3)
+    row = [json.loads(line) for line in (cell / "rows.jsonl").read_text().splitlines()][-1]
+    assert row["memorization.memorized_fraction"] == neighbor_ratio(x, train[records]).fraction
+
+
+def test_sigdiff_eval_and_a_sweep_cell_give_identical_numbers(finished: Path, tmp_path: Path,
+                                                              stores: tuple[Path, Path]) -> None:
+    """One evaluation path: the cell's training records, its pool (the rest of the training
+    split) and the holdout as stores, its saved samples as a store, through `sigdiff eval`."""
+    from sigdiff.cli.eval import eval_cmd
+
+    from sigdiff.data.store import read_store, write_store
+    from sigdiff.metrics.evaluate import flatten_report
+
+    cell = finished / "cells" / "ci-small__n8__s0"
+    meta = json.loads(next((cell / "run" / "checkpoints").glob("step_*/meta.json")).read_text())
+    train, attrs = read_store(stores[0])
+    records = np.asarray(meta["train_records"])
+    rate = float(attrs["sampling_rate"])
+    paths = {name: str(tmp_path / f"{name}.zarr") for name in ("train", "pool", "samples")}
+    write_store(paths["train"], train[records], sampling_rate=rate)
+    write_store(paths["pool"], np.delete(train, records, axis=0), sampling_rate=rate)
+    write_store(paths["samples"], np.load(cell / "samples" / "step_00000004.npy"),
+                sampling_rate=rate)
+    res = CliRunner().invoke(eval_cmd, [
+        "--train", paths["train"], "--holdout", str(stores[1]), "--pool", paths["pool"],
+        "--samples", paths["samples"], "--out", str(tmp_path / "ev"), "--permutations", "0",
+        "--extras", "", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    row = json.loads((cell / "rows.jsonl").read_text().splitlines()[0])
+    assert row["step"] == 4
+    flat = flatten_report(report)
+    assert len(flat) > 200 and set(flat) <= set(row)
+    assert_same_row(flat, {k: v for k, v in row.items() if k in flat})
 
 
 def test_killed_sweep_resumes_to_identical_results(tmp_path: Path, stores: tuple[Path, Path],
@@ -208,18 +260,23 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path: Path, stores: tuple
     assert not any(d in c for d in done_before for c in calls)  # finished cells skipped
     assert sum(sweep.cells[2].id in c for c in calls) == 1  # only the second half retrained
     expected = [json.loads(line) for line in (finished / "results.jsonl").read_text().splitlines()]
-    assert strip(rows) == strip(expected)
+    assert len(rows) == len(expected)
+    for got, want in zip(strip(rows), strip(expected)):
+        assert_same_row(got, want)
     assert (out / "results.csv").read_text().count("\n") == len(expected) + 1
 
 
 def test_report_files_and_tables(finished: Path, tmp_path: Path) -> None:
     md = write_report(finished, tmp_path / "rep")
     text = md.read_text()
-    for name in ("tradeoff_n8.png", "over_steps_n8.png", "contribution.png"):
+    for name in ("over_steps_n8.png", "frontier_raw_n8.png", "frontier_lowpass_n8.png",
+                 "contribution.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
         assert name in text
-    assert "real-data floor" in text and "Verdict" in text and "early stopping" in text
-    assert "95% Student-t" in text
+    for phrase in ("real-data floor", "Verdict", "reference: copier", "reference: residual_noise",
+                   "Area under the frontier", "Memorization at equal alignment",
+                   "tells floor from copier", "95% Student-t", "paper's metric"):
+        assert phrase in text, phrase
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -240,15 +297,6 @@ def test_t_interval_degenerate_cases() -> None:
     one = t_interval([0.5, float("nan")])
     assert one.n == 1 and one.mean == 0.5 and np.isnan(one.low)
     assert "n=1" in one.fmt()
-
-
-def test_equal_alignment_takes_the_first_checkpoint_reaching_the_level() -> None:
-    df = pd.DataFrame({
-        "arm": ["a"] * 6, "train_subset": [8] * 6, "seed": [0, 0, 0, 1, 1, 1],
-        "step": [1, 2, 3, 1, 2, 3], "mmd2_vs_holdout": [0.5, 0.2, 0.1, 0.5, 0.4, 0.3],
-        "memorized_fraction": [0.0, 0.1, 0.5, 0.0, 0.2, 0.4]})
-    got = equal_alignment(df, "a", 8, key="mmd2_vs_holdout", level=0.25)
-    assert got.to_dict() == {0: 0.1}  # seed 1 never reaches 0.25
 
 
 def test_packaged_demo_config_resolves_by_name(tmp_path: Path) -> None:

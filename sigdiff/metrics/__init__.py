@@ -11,7 +11,16 @@ from .alignment import (
     sliced_wasserstein,
     wasserstein_1d,
 )
-from .evaluate import evaluate, evaluate_stores, markdown_table
+from .evaluate import (
+    EvalConfig,
+    evaluate,
+    evaluate_stores,
+    evaluate_with,
+    flatten_report,
+    markdown_table,
+    prepare,
+)
+from .gate import GateSpec, c2st_1nn
 from .memorization import (
     MEMORIZATION_THRESHOLD,
     dcr_comparison,
@@ -20,19 +29,29 @@ from .memorization import (
     neighbor_ratio,
 )
 from .neighbors import Neighbors, knn
+from .references import ReferenceSpec, build_references, lowpass
 from .spectral import ECG_BANDS, spectral_report, welch_psd
 from .tsgbench import tsgbench_report
+from .validation import validate_metrics
 
 __all__ = [
     "ECG_BANDS",
     "MEMORIZATION_THRESHOLD",
+    "EvalConfig",
+    "GateSpec",
     "Neighbors",
+    "ReferenceSpec",
     "alpha_beta_authenticity",
+    "build_references",
+    "c2st_1nn",
     "dcr_comparison",
     "evaluate",
     "evaluate_stores",
+    "evaluate_with",
     "fit_pca",
+    "flatten_report",
     "knn",
+    "lowpass",
     "marginal_distances",
     "markdown_table",
     "memorization_report",
@@ -41,9 +60,11 @@ __all__ = [
     "neighbor_ratio",
     "pca_distances",
     "prdc",
+    "prepare",
     "sliced_wasserstein",
     "spectral_report",
     "tsgbench_report",
+    "validate_metrics",
     "wasserstein_1d",
     "welch_psd",
 ]

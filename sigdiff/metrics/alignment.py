@@ -119,20 +119,32 @@ def mmd2(
     fx, fy = _subsample(flatten(x), max_samples, rng), _subsample(flatten(y), max_samples, rng)
     check_k(2, len(fx), name="first set", metric="MMD")
     check_k(2, len(fy), name="second set", metric="MMD")
-    z = torch.from_numpy(np.concatenate([fx, fy]).astype(np.float64))
-    d2 = torch.cdist(z, z).square_().numpy()  # (n+m, n+m)
+    gram, bws = rbf_gram(np.concatenate([fx, fy]), kernel=kernel)
+    is_x = np.zeros((1 + n_permutations, len(gram)))
+    is_x[0, : len(fx)] = 1.0
+    for i in range(1, n_permutations + 1):
+        is_x[i, rng.permutation(len(gram))[: len(fx)]] = 1.0
+    values = _mmd2_unbiased(gram, is_x)
+    p = (1.0 + np.sum(values[1:] >= values[0])) / (1.0 + n_permutations)
+    return MMDResult(mmd2=float(values[0]), p_value=float(p), bandwidths=bws)
+
+
+def rbf_gram(z: np.ndarray, *, kernel: str = "multi") -> tuple[np.ndarray, tuple[float, ...]]:
+    """RBF Gram matrix of the pooled rows `z` (n, D) with median-heuristic bandwidth(s)."""
+    zt = torch.from_numpy(np.asarray(z, dtype=np.float64))
+    d2 = torch.cdist(zt, zt).square_().numpy()  # (n, n)
     off_diag = d2[~np.eye(len(d2), dtype=bool)]
     median = float(np.sqrt(np.median(off_diag))) or 1.0
     factors = MULTI_BANDWIDTH_FACTORS if kernel == "multi" else (1.0,)
     bws = tuple(median * f for f in factors)
-    gram = np.mean([np.exp(-d2 / (2.0 * b * b)) for b in bws], axis=0)
-    is_x = np.zeros((1 + n_permutations, len(z)))
-    is_x[0, : len(fx)] = 1.0
-    for i in range(1, n_permutations + 1):
-        is_x[i, rng.permutation(len(z))[: len(fx)]] = 1.0
-    values = _mmd2_unbiased(gram, is_x)
-    p = (1.0 + np.sum(values[1:] >= values[0])) / (1.0 + n_permutations)
-    return MMDResult(mmd2=float(values[0]), p_value=float(p), bandwidths=bws)
+    return np.mean([np.exp(-d2 / (2.0 * b * b)) for b in bws], axis=0), bws
+
+
+def mmd2_from_gram(gram: np.ndarray, n_x: int) -> float:
+    """Unbiased MMD² when the first `n_x` rows of the pooled Gram matrix are the first set."""
+    is_x = np.zeros((1, len(gram)))
+    is_x[0, :n_x] = 1.0
+    return float(_mmd2_unbiased(gram, is_x)[0])
 
 
 def _mmd2_unbiased(gram: np.ndarray, is_x: np.ndarray) -> np.ndarray:
