@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 # The main job: on the embedded ECG5000 data (16 beats, 3 seeds), uniform timestep sampling
 # against the paper's truncated-Gaussian sampler with the emphasis on small t (the late, low-noise
-# denoising steps): train, sample and evaluate at every checkpoint, then print the comparison
-# table beside the real-data floors and write the report with its plots (about 7 minutes of
-# compute on 2 cores after setup). Rerunning continues or reuses what is already in $(DEMO).
+# denoising steps): train, sample and evaluate at every checkpoint beside the real-data floor, a
+# copier and corrupted real data, then print the comparison table and write the report with its
+# plots (about 10 minutes on 2 cores after setup). Rerunning continues or reuses $(DEMO).
 DEMO ?= runs/demo
 demo: $(STAMP)
 	$(VENV)/bin/sigdiff sweep demo --out $(DEMO) --jobs 2

@@ -84,6 +84,9 @@ def make_cmd(name: str, out: str, seed: int, overwrite: bool, dry_run: bool) -> 
 @click.option("--layout", default=None, help="CSV: rows (samples) or columns (channels + time)")
 @click.option("--time-column", default=None, help="CSV columns layout: the time column (s)")
 @click.option("--label-column", default=None, help="CSV rows layout: the label column")
+@click.option("--header/--no-header", default=None,
+              help="CSV: the first line names the columns, or is data (columns are then named "
+              "1, 2, ...) [default: detect]")
 @click.option("--size", default=None,
               help="images: resize to cover N (or HxW) and centre-crop; needed for mixed sizes")
 @click.option("--mode", "image_mode", type=click.Choice(["gray", "rgb"]), default=None,
@@ -104,6 +107,7 @@ def import_cmd(
     layout: str | None,
     time_column: str | None,
     label_column: str | None,
+    header: bool | None,
     size: str | None,
     image_mode: str | None,
     drop_nonfinite: bool,
@@ -111,9 +115,16 @@ def import_cmd(
     dry_run: bool,
 ) -> None:
     """Import FILE into a store (no partial output on any error)."""
-    from sigdiff.data.importers import IMPORTERS, Segmenting, import_file, infer_format
+    from sigdiff.data.importers import (
+        IMPORTERS,
+        Segmenting,
+        describe_csv_header,
+        import_file,
+        infer_format,
+    )
 
-    csv_opts = {"layout": layout, "time_column": time_column, "label_column": label_column}
+    csv_opts = {"layout": layout, "time_column": time_column, "label_column": label_column,
+                "header": header}
     image_opts = {"size": size, "mode": image_mode}
     loader_options = {k: v for k, v in {**csv_opts, **image_opts}.items() if v is not None}
     try:
@@ -121,7 +132,9 @@ def import_cmd(
         if fmt not in IMPORTERS:
             raise StoreError(f"unknown format {fmt!r}; valid: {', '.join(sorted(IMPORTERS))}")
         if any(k in csv_opts for k in loader_options) and fmt != "csv":
-            raise StoreError(f"{file}: --layout/--time-column/--label-column apply to CSV only")
+            raise StoreError(
+                f"{file}: --layout/--time-column/--label-column/--header apply to CSV only"
+            )
         if any(k in image_opts for k in loader_options) and fmt != "images":
             raise StoreError(f"{file}: --size/--mode apply to a folder of images (--format images)")
         seg = Segmenting(
@@ -162,6 +175,8 @@ def import_cmd(
         f"wrote {store.path}: {_describe(store)} "
         f"({store.attrs['provenance']['sampling_rate_source']})"
     )
+    if "csv_header" in store.attrs:
+        click.echo(f"csv header: {describe_csv_header(store.attrs['csv_header'])}")
 
 
 @data.command("info")
@@ -175,16 +190,18 @@ def import_cmd(
 @click.option("--no-png", is_flag=True, help="print the summary only")
 def info_cmd(store_path: str, png: str | None, no_png: bool) -> None:
     """Summarise a store and plot example signals and the mean spectrum (images: a grid)."""
-    from sigdiff.data.info import plot_store, summarize
+    from sigdiff.data.info import check_png_target, plot_store, summarize
 
+    target = png or str(Path(store_path.rstrip("/")).with_suffix("")) + ".info.png"
     try:
         store = open_store(store_path)
+        if not no_png:
+            check_png_target(target)  # before anything is printed
     except StoreError as err:
         raise _fail(err) from err
     for key, value in summarize(store).items():
         click.echo(f"{key:18s} {json.dumps(value, default=str)}")
     if not no_png:
-        target = png or str(Path(store_path.rstrip("/")).with_suffix("")) + ".info.png"
         click.echo(f"{'figure':18s} {plot_store(store, target)}")
 
 

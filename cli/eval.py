@@ -4,6 +4,7 @@ real-data floor, a copier and corrupted real data, with the alignment gate."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -76,19 +77,21 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[f
               help="the gate passes at most this far from real (0) towards the anchor (1)")
 @click.option("--k", "k", default=PRDC_K, show_default=True, type=int, help="PRDC neighbours")
 @click.option("--pca-components", default=PCA_COMPONENTS, show_default=True, type=int)
-@click.option("--permutations", default=MMD_PERMUTATIONS, show_default=True, type=int,
-              help="MMD permutation-test draws")
+@click.option("--permutations", default=MMD_PERMUTATIONS, show_default=True,
+              type=click.IntRange(min=0), help="MMD permutation-test draws (0: no p-value)")
 @click.option("--extras", default=None, callback=_extras,
               help=f"comma-separated, from: {', '.join(EXTRAS)} (empty for none); default "
               f"{','.join(DEFAULT_EXTRAS)} for signals, {','.join(IMAGE_DEFAULT_EXTRAS)} for images")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto (nearest neighbours)")
+@click.option("--overwrite", is_flag=True, help="replace an existing report in --out")
 @click.option("--no-progress", is_flag=True, help="hide the progress bar")
 @click.option("--dry-run", is_flag=True, help="print the resolved options and exit")
 def eval_cmd(
     train: str, holdout: str, samples: str, pool: str | None, out: str, seed: int,
     threshold: float, lowpass: float, noise_levels: tuple[float, ...], residual_sigma: float,
     smooth_sigma: float, gate_level: float, k: int, pca_components: int, permutations: int,
-    extras: tuple[str, ...] | None, device: str, no_progress: bool, dry_run: bool,
+    extras: tuple[str, ...] | None, device: str, overwrite: bool, no_progress: bool,
+    dry_run: bool,
 ) -> None:
     """Evaluate SAMPLES against TRAIN (memorization) and HOLDOUT (alignment), beside the real-data
     floor, a copier and corrupted real data; print the table and the alignment gate."""
@@ -106,6 +109,9 @@ def eval_cmd(
     if extras is None:
         resolved["extras"] = "default for the data's kind"
     click.echo(json.dumps(resolved, indent=2))
+    if (Path(out) / "metrics.json").exists() and not overwrite:
+        raise click.ClickException(f"{out} already holds a report (metrics.json); pass "
+                                   "--overwrite to replace it or choose another --out")
     if dry_run:
         return
     try:

@@ -102,16 +102,13 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
               wparams: tuple[str, ...], sets: tuple[str, ...], resume: bool, dry_run: bool,
               quiet: bool, **flags: Any) -> None:
     """Train a diffusion model on a signal or image store."""
-    from sigdiff.config import config_to_dict, load_config
-    from sigdiff.training import train
+    from sigdiff.config import config_to_dict, load_config, merge_dicts
+    from sigdiff.training import read_run_config, train
 
     try:
         overrides = _overrides(flags, params, wparams, sets)
         if resume and preset is None and config_path is None and (Path(out) / "config.json").is_file():
-            saved = json.loads((Path(out) / "config.json").read_text())
-            from sigdiff.config import merge_dicts
-
-            overrides = merge_dicts(saved, overrides)
+            overrides = merge_dicts(read_run_config(out), overrides)
         cfg = load_config(preset=preset, toml_path=config_path, overrides=overrides)
         if not cfg.data:
             raise click.UsageError("no training data: pass --data X.zarr (or set data in --config)")
@@ -152,15 +149,17 @@ def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, 
                batch_size: int, label: int | None, guidance: float, raw_weights: bool,
                device: str, overwrite: bool, dry_run: bool, quiet: bool) -> None:
     """Draw N samples from a trained run into a store."""
-    from sigdiff.generate import sample_to_store
+    from sigdiff.generate import check_sample_options, sample_to_store
 
     options = {"run": run, "n": n, "out": out, "sampler": sampler, "steps": steps, "grid": grid,
                "seed": seed, "batch_size": batch_size, "label": label, "guidance": guidance,
                "weights": "raw" if raw_weights else "ema", "device": device}
     click.echo("resolved options: " + json.dumps(options))
-    if dry_run:
-        return
     try:
+        check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
+                             guidance=guidance)
+        if dry_run:
+            return
         path = sample_to_store(run, out, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
                                batch_size=batch_size, label=label, guidance=guidance,
                                use_ema=not raw_weights, device=device, overwrite=overwrite,

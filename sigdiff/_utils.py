@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 
@@ -24,3 +28,14 @@ def choice_error(kind: str, name: str, valid: object) -> ValueError:
     """The error every registry raises for an unknown name: it lists the valid choices."""
     names = sorted(valid) if not isinstance(valid, str) else [valid]  # type: ignore[call-overload]
     return ValueError(f"unknown {kind} {name!r}; valid choices: {', '.join(map(str, names))}")
+
+
+def unknown_keys(cls: type[Any], values: Mapping[str, Any], *, where: str) -> str | None:
+    """The error message for keys of `values` that are not fields of dataclass `cls` (listing
+    the valid ones), or None when every key is known."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if not unknown:
+        return None
+    return (f"unknown key(s) {', '.join(map(repr, unknown))} in [{where}]; "
+            f"valid keys: {', '.join(sorted(names))}")

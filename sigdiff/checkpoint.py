@@ -9,16 +9,20 @@ A checkpoint is a directory ``step_00001000/`` holding
   ``torch.load(weights_only=True)`` (tensors and plain containers only, never pickled code).
 
 It is written into a temporary sibling directory and renamed into place, so an interrupted write
-never leaves a half-written checkpoint under the final name.
+never leaves a half-written checkpoint under the final name (`remove_partial` clears such
+leftovers when the run is next opened).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +31,23 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sigdiff._faults import kill_point
+
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
     "find_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "remove_partial",
     "save_checkpoint",
 ]
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+_TMP_DIR = re.compile(r"^\.step_\d{8}\..*\.tmp$")  # a checkpoint whose write was interrupted
 FILES = ("config.json", "meta.json", "model.safetensors", "ema.safetensors", "train_state.pt")
+#: Keys every sigdiff training state holds (`train_state.pt`).
+TRAIN_STATE_KEYS = ("optimizer", "lr_schedule")
 
 
 class CheckpointError(ValueError):
@@ -84,6 +94,7 @@ def save_checkpoint(
         for f in tmp.iterdir():  # durable before the rename makes it visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        kill_point("checkpoint.unpublished")  # fault tests: written, not yet visible
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -91,8 +102,21 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        # renamed out of sight first, so a kill mid-delete never leaves a partial step_* folder
+        trash = root / f".{old.name}.{uuid.uuid4().hex[:8]}.pruned.tmp"
+        os.replace(old, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     return final
+
+
+def remove_partial(run_dir: str | Path) -> None:
+    """Delete temporary checkpoint folders left by a writer that was killed mid-write. Call only
+    while holding the run folder's lock (a live writer's temporary folder looks the same)."""
+    root = Path(run_dir) / "checkpoints"
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and _TMP_DIR.match(p.name):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -134,18 +158,36 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: corrupt or truncated weights file ({exc})") from exc
 
 
+def _read_train_state(path: Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: tensors and plain containers; anything that would
+    unpickle Python objects (and so could run code) is refused, never retried unsafely."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"{path}: refused to load: it is not a plain tensor file but holds pickled Python "
+            f"objects{what}, which could run code; sigdiff reads only tensors and plain "
+            "containers. Resume from an earlier checkpoint or start a new run") from None
+    except Exception as exc:  # torch raises several types for corrupt files
+        reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated ({reason})") from None
+    if not isinstance(state, dict) or any(k not in state for k in TRAIN_STATE_KEYS):
+        raise CheckpointError(f"{path}: not a sigdiff training state (expected a dict with "
+                              f"{', '.join(TRAIN_STATE_KEYS)})")
+    return state
+
+
 def load_checkpoint(path: str | Path, *, with_train_state: bool = False) -> LoadedCheckpoint:
     """Read a checkpoint (run directory → its latest). Never executes code from the files."""
     ckpt = find_checkpoint(path)
     missing = [f for f in FILES if not (ckpt / f).is_file()]
     if missing:
         raise CheckpointError(f"{ckpt}: incomplete checkpoint, missing {', '.join(missing)}")
-    state = None
-    if with_train_state:
-        try:
-            state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for corrupt files
-            raise CheckpointError(f"{ckpt / 'train_state.pt'}: corrupt or truncated ({exc})") from exc
+    state = _read_train_state(ckpt / "train_state.pt") if with_train_state else None
     match = _STEP_DIR.match(ckpt.name)
     step = int(match.group(1)) if match else int(_read_json(ckpt / "meta.json").get("step", 0))
     return LoadedCheckpoint(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sigdiff._utils import choice_error
+from sigdiff._utils import choice_error, unknown_keys
 from sigdiff.parameterization import PARAMETERIZATIONS, Parameterization
 from sigdiff.schedules import DiscreteSchedule
 from sigdiff.timesteps import TimestepSamplerConfig
@@ -186,11 +186,9 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in [{where}]; "
-                          f"valid keys: {', '.join(sorted(names))}")
+    message = unknown_keys(cls, values, where=where)
+    if message:
+        raise ConfigError(message)
     try:
         return cls(**values)
     except ConfigError:

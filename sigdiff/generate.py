@@ -1,9 +1,15 @@
 """Sampling from a trained run: rebuild from the checkpoint alone, walk a σ grid, denormalise,
-and write a store in the same layout as the real data."""
+and write a store in the same layout as the real data.
+
+`sample_to_store` refuses bad options, an unusable output and options the model cannot honour
+before it generates anything, so a mistake costs seconds, not a whole sampling run."""
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sigdiff._faults import kill_point
+from sigdiff._lock import folder_lock
 from sigdiff._utils import choice_error
 from sigdiff.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict
@@ -20,8 +28,8 @@ from sigdiff.denoiser import Denoiser
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
 
-__all__ = ["GRIDS", "LoadedModel", "generate", "load_model", "sample_to_store", "sigma_grid",
-           "spatial_shape"]
+__all__ = ["GRIDS", "LoadedModel", "check_output", "check_sample_options", "generate",
+           "load_model", "sample_to_store", "sigma_grid", "spatial_shape"]
 
 GRIDS = ("trailing", "leading", "linspace", "karras")
 
@@ -95,24 +103,84 @@ def _guided(den: Denoiser, label: int | None, guidance: float, null: int) -> Any
     return fn
 
 
-@torch.no_grad()
-def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m", steps: int = 50,
-             grid: str = "trailing", batch_size: int = 256, label: int | None = None,
-             guidance: float = 1.0, progress: bool = True) -> np.ndarray:
-    """``n`` samples (n, C, L) or (n, C, H, W) in data units (denormalised with the training
-    store's stats)."""
-    if n < 1:
-        raise ValueError(f"n must be a positive integer, got {n}")
-    fn = get_sampler(sampler)
+def check_sample_options(*, n: int, steps: int, batch_size: int, sampler: str, grid: str,
+                         guidance: float) -> None:
+    """Raise `ValueError` naming the first option no model could honour."""
+    for name, value in (("n", n), ("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    get_sampler(sampler)
+    if grid not in GRIDS:
+        raise choice_error("sigma grid", grid, GRIDS)
+    if not math.isfinite(guidance):
+        raise ValueError(f"guidance must be a finite number, got {guidance!r}")
+
+
+def _check_model_options(model: LoadedModel, *, label: int | None, guidance: float) -> None:
+    """Raise `ValueError` for a label or guidance this model cannot honour."""
     classes: list[int] = model.meta.get("classes", [])
-    label_idx = None
     if label is not None:
         if not model.config.conditional:
             raise ValueError("this model was trained unconditionally: --label needs a run trained "
                              "with conditional = true")
         if label not in classes:
             raise ValueError(f"label {label} is not one of the training classes {classes}")
-        label_idx = classes.index(label)
+    elif guidance != 1.0:
+        if not model.config.conditional:
+            raise ValueError(f"guidance {guidance:g} needs a class-conditional model, but this "
+                             "model was trained unconditionally; drop --guidance (or train with "
+                             "--conditional and sample with --label)")
+        raise ValueError(f"guidance {guidance:g} steers towards a class: pass --label "
+                         f"(one of {classes}) or drop --guidance")
+
+
+def _is_local(path: str | Path) -> bool:
+    text = os.fspath(path)
+    return "://" not in text or text.startswith("file://")
+
+
+def check_output(out: str | Path, *, overwrite: bool, run: str | Path | None = None) -> None:
+    """Raise `ValueError` unless a store can be written at ``out``: it must not exist (or, with
+    ``overwrite``, be a sigdiff store), must not hold ``run``, and its folder must be writable."""
+    from fsspec.core import url_to_fs
+
+    from sigdiff.data.store import open_store
+
+    if not _is_local(out):
+        fs, path = url_to_fs(os.fspath(out))
+        if fs.exists(path) and not overwrite:
+            raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+        return
+    p = Path(os.fspath(out).removeprefix("file://")).absolute()
+    if run is not None and (p == Path(run).absolute() or p in Path(run).absolute().parents):
+        raise ValueError(f"{out}: this is (or holds) the run being sampled; choose another --out")
+    if p.exists():
+        if not overwrite:
+            raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+        try:
+            open_store(p)
+        except (ValueError, OSError):
+            raise ValueError(f"{out}: exists and is not a sigdiff store, so --overwrite will not "
+                             "replace it; remove it yourself or choose another --out") from None
+    existing = next(q for q in p.parents if q.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{out}: cannot create it, {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: cannot write into {existing} (permission denied)")
+
+
+@torch.no_grad()
+def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m", steps: int = 50,
+             grid: str = "trailing", batch_size: int = 256, label: int | None = None,
+             guidance: float = 1.0, progress: bool = True) -> np.ndarray:
+    """``n`` samples (n, C, L) or (n, C, H, W) in data units (denormalised with the training
+    store's stats)."""
+    check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
+                         guidance=guidance)
+    _check_model_options(model, label=label, guidance=guidance)
+    fn = get_sampler(sampler)
+    classes: list[int] = model.meta.get("classes", [])
+    label_idx = classes.index(label) if label is not None else None
     den = _guided(model.denoiser, label_idx, guidance, len(classes))
     sigmas = sigma_grid(model, steps, grid=grid)
     shape = (model.meta["n_channels"], *spatial_shape(model.meta))  # (C, L) or (C, H, W)
@@ -131,6 +199,7 @@ def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m"
                         sigma_data=model.config.diffusion.sigma_data)
         x0 = fn(den, x, sigmas.to(device), generator=g)
         out.append(normalizer.denormalize(x0.cpu()).float().numpy())
+        kill_point("generate.batch_done")  # fault tests
     return np.concatenate(out)
 
 
@@ -139,12 +208,40 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
                     batch_size: int = 256, label: int | None = None, guidance: float = 1.0,
                     use_ema: bool = True, device: str = "cpu", overwrite: bool = False,
                     progress: bool = True) -> Path:
-    """Generate and write ``out`` (a store in the real data's layout) with its provenance."""
+    """Generate and write ``out`` (a store in the real data's layout) with its provenance.
+
+    Options, the output and the model's fit to the options are checked first; a local ``out``
+    is locked while samples are drawn and written (a second writer is refused)."""
+    from sigdiff.training import TrainingError, resolve_device
+
+    check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
+                         guidance=guidance)
+    try:
+        device = str(resolve_device(device))
+    except TrainingError as exc:
+        raise ValueError(str(exc)) from None
+    check_output(out, overwrite=overwrite, run=run)
+    model = load_model(run, use_ema=use_ema, device=device)
+    _check_model_options(model, label=label, guidance=guidance)
+    sigma_grid(model, steps, grid=grid)  # steps within the model's schedule
+    with ExitStack() as lock:
+        if _is_local(out):
+            lock.enter_context(folder_lock(os.fspath(out).removeprefix("file://"),
+                                           what="output store"))
+            check_output(out, overwrite=overwrite, run=run)  # another writer may have finished
+        return _sample_and_write(model, out, n=n, seed=seed, sampler=sampler, steps=steps,
+                                 grid=grid, batch_size=batch_size, label=label, guidance=guidance,
+                                 use_ema=use_ema, overwrite=overwrite, progress=progress)
+
+
+def _sample_and_write(model: LoadedModel, out: str | Path, *, n: int, seed: int, sampler: str,
+                      steps: int, grid: str, batch_size: int, label: int | None,
+                      guidance: float, use_ema: bool, overwrite: bool, progress: bool) -> Path:
     from sigdiff.data.store import write_store
 
-    model = load_model(run, use_ema=use_ema, device=device)
     x = generate(model, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
                  batch_size=batch_size, label=label, guidance=guidance, progress=progress)
+    kill_point("generate.before_write")  # fault tests: all drawn, nothing written
     meta = model.meta
     provenance = {"generated_by": "sigdiff sample", "checkpoint": str(model.checkpoint.path),
                   "step": model.checkpoint.step, "sampler": sampler, "steps": steps, "grid": grid,

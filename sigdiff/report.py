@@ -67,6 +67,11 @@ REFERENCE_ROWS = ("floor", "copier", "noisy_copy@0.1", "noisy_copy@0.2", "residu
 #: residual-noise set on the worst gate metric), a uniform grid: the AUF is the area under the
 #: frontier over [0.5, 4] divided by its width (trapezoid rule, `sigdiff.frontier`)
 LEVELS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+#: levels on one gate metric's own 0 (floor) – 1 (anchor) scale
+SINGLE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: a metric's anchor for the "does it tell real from its anchor" check: the gate's anchor for a
+#: gate metric, else the copier
+ANCHORS = {"spectral.log_spectral_distance_db": "residual_noise"}
 #: the frontier is drawn on the joint gate and, for transparency, on each gate metric alone
 AXES = {GATE: "joint gate", "gate.mmd2.score": "MMD² (0 floor, 1 copier)",
         "gate.c2st_1nn.score": "1-NN C2ST (0 floor, 1 copier)",
@@ -186,7 +191,8 @@ def metric_check(d: pd.DataFrame) -> tuple[str, dict[str, bool]]:
     """Does each metric rank the floor better than each reference in this sweep? Signed
     separation (positive = floor better), mean [95% CI] over seeds; the flag is 'no' unless the
     copier's interval lies above 0."""
-    header = ["metric", "floor", *(f"Δ {r}" for r in REFERENCE_ROWS[1:]), "tells floor from copier"]
+    header = ["metric", "floor", *(f"Δ {r}" for r in REFERENCE_ROWS[1:]),
+              "tells floor from its anchor"]
     rows, ok = [], {}
     for key in CHECKED:
         if f"{key}@floor" not in d:
@@ -198,9 +204,10 @@ def metric_check(d: pd.DataFrame) -> tuple[str, dict[str, bool]]:
             other = _per_seed_reference(d, key, ref)
             sep = (other - floor) if direction == "lower" else (floor - other)
             cells.append(t_interval(sep.dropna().to_numpy(dtype=float)))
-        copier = cells[0]
-        ok[key] = bool(copier.n >= 2 and copier.low > 0)
-        note = "yes" if ok[key] else "**no**"
+        anchor = ANCHORS.get(key, "copier")
+        sep_anchor = cells[list(REFERENCE_ROWS[1:]).index(anchor)]
+        ok[key] = bool(sep_anchor.n >= 2 and sep_anchor.low > 0)
+        note = ("yes" if ok[key] else "**no**") + ("" if anchor == "copier" else f" ({anchor})")
         if key.startswith("alignment_vs_train"):
             note += " (rewards copying by construction)"
         rows.append([_label(key), t_interval(floor.to_numpy(dtype=float)).fmt(),
@@ -421,6 +428,9 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         return summary.get(arm, {}).get("mean_u", 0.5)
 
     lines = []
+    runs = frontier.area_under_frontier(d, x_key=GATE, y_key=MEM, levels=LEVELS)
+    never_by = runs.groupby("arm")["n_never"].sum()
+    level_count = runs.groupby("arm")["n_levels"].sum()
     auf_by = auf.set_index("arm")
     lp_by = auf_lp.set_index("arm")
     outcome: dict[str, int] = {}
@@ -431,9 +441,13 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         gate = _paired(_final(d, arm, GATE), _final(d, base, GATE))
         paper = _paired(_final(d, arm, "alignment_vs_train.pca_js"),
                         _final(d, base, "alignment_vs_train.pca_js"))
+        never, total = int(never_by.loc[arm].sum()), int(level_count.loc[arm].sum())
         lines.append(f"- **{arm}** (mean u = {where(arm):.2f}): Δ AUF {da.fmt()} raw, "
-                     f"{db.fmt()} low-passed ({_direction(da)}); Δ final gate score "
-                     f"{gate.fmt()}; Δ final PCA-JS vs train (the paper's metric) {paper.fmt()}.")
+                     f"{db.fmt()} low-passed ({_direction(da)}; {never} of {total} "
+                     "seed × level pairs never reached, counted as 1); max memorized fraction "
+                     f"over training {_max_ci(d, arm, MEM).fmt()} (baseline "
+                     f"{_max_ci(d, base, MEM).fmt()}); Δ final gate score {gate.fmt()}; Δ final "
+                     f"PCA-JS vs train (the paper's metric) {paper.fmt()}.")
         outcome[arm] = _sign(da) if _sign(da) == _sign(db) else 0
     small = [a for a in outcome if where(a) < SMALL_T]
     large = [a for a in outcome if where(a) > LARGE_T]
@@ -445,15 +459,15 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
                 "excluding 0).")
     elif any(outcome[a] > 0 for a in small):
         worse = [a for a in small if outcome[a] > 0]
-        head = ("**The claim is contradicted on the frontier**: at equal alignment the small-t "
-                f"arm(s) {', '.join(worse)} memorize *more* than {base} (AUF, raw and "
-                "low-passed, intervals excluding 0).")
+        head = ("**The claim is contradicted on the frontier**: the small-t arm(s) "
+                f"{', '.join(worse)} pay *more* memorization than {base} for the alignment they "
+                "reach, or never reach it (AUF, raw and low-passed, intervals excluding 0).")
     else:
         head = ("**The claim is not supported**: no small-t arm lowers memorization at equal "
                 "alignment with an interval excluding 0.")
     if large:
         head += (f" Emphasis at large t ({', '.join(large)}): "
-                 + "; ".join(f"{a} {_direction_word(outcome[a])}" for a in large) + ".")
+                 + "; ".join(f"{a} has {_direction_word(outcome[a])}" for a in large) + ".")
     blind = [_label(k) for k, v in flags.items() if not v and not k.startswith("alignment_vs_tr")]
     note = [f"AUF = area under memorized fraction at the first crossing of each alignment level, "
             f"over the gate scale from {LEVELS[0]:g} to {LEVELS[-1]:g} (levels "
@@ -469,6 +483,10 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
     return "\n".join([head, "", *lines, "", *note])
 
 
+def _max_ci(d: pd.DataFrame, arm: str, key: str) -> Interval:
+    return t_interval(d[d.arm == arm].groupby("seed")[key].max().to_numpy(dtype=float))
+
+
 def _sign(ci: Interval) -> int:
     """+1 / -1 when the interval lies above / below 0, else 0."""
     return 0 if not ci.excludes_zero else (1 if ci.mean > 0 else -1)
@@ -477,13 +495,12 @@ def _sign(ci: Interval) -> int:
 def _direction(ci: Interval) -> str:
     if ci.n < 2:
         return "fewer than two paired seeds: no interval"
-    return {1: "more memorization at equal alignment", -1: "less memorization at equal "
-            "alignment", 0: "no significant difference"}[_sign(ci)]
+    return {1: "higher AUF", -1: "lower AUF", 0: "no significant difference"}[_sign(ci)]
 
 
 def _direction_word(sign: int) -> str:
-    return {1: "pays more memorization on the frontier", -1: "pays less",
-            0: "no significant difference"}[sign]
+    return {1: "a higher AUF (more memorization for its alignment, or alignment never reached)",
+            -1: "a lower AUF", 0: "no significant AUF difference"}[sign]
 
 
 # ----------------------------------------------------------------------------- report
@@ -548,8 +565,9 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
     for key, label in AXES.items():
         if key == GATE or key not in d or d[key].isna().all():
             continue
-        _, a, b = frontier_tables(d, base, x_key=key, levels=levels)
-        per_axis += [f"#### Frontier on {label} alone", "", auf_table(a, b), ""]
+        _, a, b = frontier_tables(d, base, x_key=key, levels=list(SINGLE_LEVELS))
+        per_axis += [f"#### Frontier on {label} alone (levels {SINGLE_LEVELS[0]:g} to "
+                     f"{SINGLE_LEVELS[-1]:g})", "", auf_table(a, b), ""]
     stop = stopping_table(d, sweep, base)
     section = [f"## Training-set size {tag}", "", "### Verdict", "",
                verdict(d, base, summary, auf, auf_lp, flags), "",

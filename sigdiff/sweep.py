@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sigdiff._faults import kill_point
 from sigdiff.config import ConfigError, TrainConfig, config_to_dict, load_config, merge_dicts
 
 __all__ = [
@@ -311,6 +312,7 @@ def cell_context(cell: Cell, sweep: SweepConfig) -> Any:
     target, and the rest of the training split as the real-data pool (the floor)."""
     from sigdiff.data.store import read_store
     from sigdiff.metrics.evaluate import prepare
+    from sigdiff.metrics.spectral import signal_kind
     from sigdiff.training import subset_records
 
     train_all, attrs = read_store(sweep.train_path)
@@ -319,7 +321,8 @@ def cell_context(cell: Cell, sweep: SweepConfig) -> Any:
     pool = np.delete(train_all, records, axis=0) if len(records) < len(train_all) else None
     return prepare(train_all[records], holdout, n=sweep.eval.n_samples, pool=pool,
                    sampling_rate=float(attrs["sampling_rate"]), config=sweep.eval.metrics,
-                   names=(str(sweep.train_path), str(sweep.holdout_path)))
+                   names=(str(sweep.train_path), str(sweep.holdout_path)),
+                   signal_kind=signal_kind(attrs))
 
 
 def evaluate_samples(ctx: Any, samples: np.ndarray, spec: EvalSpec) -> dict[str, Any]:
@@ -395,11 +398,13 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
                 continue
             t0 = time.perf_counter()
             x = checkpoint_samples(ckpt, _samples_path(cell_dir, step), sweep.eval)
+            kill_point("sweep.samples_saved")
             row = {**meta, "step": step, **evaluate_samples(ctx(), x, sweep.eval),
                    "train_seconds": round(train_seconds, 3),
                    "eval_seconds": round(time.perf_counter() - t0, 3),
                    "checkpoint": str(ckpt.relative_to(out_dir))}
             _append_row(rows_path, row)
+            kill_point("sweep.row_appended")
             rows.append(row)
             done.add(step)
             evaluated += 1
@@ -417,11 +422,21 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         t0 = time.perf_counter()
         train(cell.config, run_dir=run_dir, resume=(run_dir / "config.json").is_file(),
               progress=False, stop_after=target - current)
+        kill_point("sweep.trained")
         current = target
         if evaluate_pending(time.perf_counter() - t0):
             return rows
-    (cell_dir / "done.json").write_text(json.dumps({"cell": cell.id, "steps": current}))
+    _atomic_write(cell_dir / "done.json", json.dumps({"cell": cell.id, "steps": current}))
     return rows
+
+
+def _needs_work(cell: Cell, sweep: SweepConfig, out_dir: Path) -> bool:
+    """Not finished, or holding rows measured under other metric settings."""
+    cell_dir = out_dir / "cells" / cell.id
+    if not (cell_dir / "done.json").is_file():
+        return True
+    fresh = sweep.eval.fingerprint()
+    return any(r.get("eval_fingerprint") != fresh for r in _read_rows(cell_dir / "rows.jsonl"))
 
 
 def _samples_path(cell_dir: Path, step: int) -> Path:
@@ -438,7 +453,7 @@ def _check_sampling(folder: Path, spec: EvalSpec) -> None:
                              "use another --out directory (nothing was overwritten)")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec.sampling()))
+    _atomic_write(path, json.dumps(spec.sampling()))
 
 
 def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
@@ -466,8 +481,13 @@ def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
 
 
 def _rewrite_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    _atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write a small file so that a kill leaves either the old or the new content."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.write_text(text)
     tmp.replace(path)
 
 
@@ -490,6 +510,11 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _same_place(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell config with its data path resolved: `--out d` and `--out /abs/d` are one sweep."""
+    return {**cfg, "data": str(Path(cfg["data"]).resolve()) if cfg.get("data") else cfg.get("data")}
+
+
 def _csv_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Meta columns, then every generated / floor / copier figure and the gate, in row order."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -507,12 +532,13 @@ def _check_out_dir(sweep: SweepConfig, out_dir: Path) -> None:
     text = json.dumps(record, indent=2, sort_keys=True, default=str)
     if path.is_file():
         old = json.loads(path.read_text())
+        new = json.loads(text)["cells"]
         changed = sorted(k for k in set(old["cells"]) & set(record["cells"])
-                         if old["cells"][k] != json.loads(text)["cells"][k])
+                         if _same_place(old["cells"][k]) != _same_place(new[k]))
         if changed:
             raise SweepError(f"{out_dir} holds a sweep whose cells {changed[:3]} have a different "
                              "config; use another --out directory (nothing was overwritten)")
-    path.write_text(text)
+    _atomic_write(path, text)
 
 
 def _run_cell_worker(cell: Cell, sweep: SweepConfig, out_dir: str, queue: Any) -> str:
@@ -522,39 +548,45 @@ def _run_cell_worker(cell: Cell, sweep: SweepConfig, out_dir: str, queue: Any) -
 
 def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
               progress: bool = True) -> list[dict[str, Any]]:
-    """Run every cell not yet done (``jobs`` processes, one thread each) and write the results."""
+    """Run every cell not yet done (``jobs`` processes, one thread each) and write the results.
+
+    The sweep folder is locked for the whole call: a second sweep into it is refused
+    (`sigdiff._lock.LockError`) before anything is written; a killed sweep's lock is taken over."""
     from tqdm.auto import tqdm
 
+    from sigdiff._lock import folder_lock
+
     out_dir = Path(out_dir)
-    _check_out_dir(sweep, out_dir)
-    prepare_data(sweep)
-    pending = [c for c in sweep.cells if not (out_dir / "cells" / c.id / "done.json").is_file()]
-    total = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
-    already = sum(len(_read_rows(out_dir / "cells" / c.id / "rows.jsonl")) for c in sweep.cells)
-    bar = tqdm(total=total, initial=already, unit="ckpt", desc=f"sweep {sweep.name}",
-               disable=not progress, dynamic_ncols=True, smoothing=0.05)
-    n_done = len(sweep.cells) - len(pending)
+    with folder_lock(out_dir, what="sweep folder"):
+        _check_out_dir(sweep, out_dir)
+        prepare_data(sweep)
+        pending = [c for c in sweep.cells if _needs_work(c, sweep, out_dir)]
+        total = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
+        already = sum(len(_read_rows(out_dir / "cells" / c.id / "rows.jsonl")) for c in sweep.cells)
+        bar = tqdm(total=total, initial=already, unit="ckpt", desc=f"sweep {sweep.name}",
+                   disable=not progress, dynamic_ncols=True, smoothing=0.05)
+        n_done = len(sweep.cells) - len(pending)
 
-    def status() -> None:
-        bar.set_postfix_str(f"cells {n_done}/{len(sweep.cells)} done")
+        def status() -> None:
+            bar.set_postfix_str(f"cells {n_done}/{len(sweep.cells)} done")
 
-    status()
-    t0 = time.perf_counter()
-    if jobs <= 1:
-        for cell in pending:
-            run_cell(cell, sweep, out_dir, on_event=lambda c, s: bar.update(1))
-            n_done += 1
-            status()
-            _write_results(sweep, out_dir)
-    else:
-        _run_parallel(sweep, out_dir, pending, jobs, bar)
-        n_done = len(sweep.cells)
-    bar.close()
-    rows = _write_results(sweep, out_dir)
-    (out_dir / "sweep_time.json").write_text(json.dumps(
-        {"last_invocation_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
-         "cells_run": len(pending)}))
-    return rows
+        status()
+        t0 = time.perf_counter()
+        if jobs <= 1:
+            for cell in pending:
+                run_cell(cell, sweep, out_dir, on_event=lambda c, s: bar.update(1))
+                n_done += 1
+                status()
+                _write_results(sweep, out_dir)
+        else:
+            _run_parallel(sweep, out_dir, pending, jobs, bar)
+            n_done = len(sweep.cells)
+        bar.close()
+        rows = _write_results(sweep, out_dir)
+        _atomic_write(out_dir / "sweep_time.json", json.dumps(
+            {"last_invocation_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
+             "cells_run": len(pending)}))
+        return rows
 
 
 def _run_parallel(sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell], jobs: int,

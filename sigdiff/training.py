@@ -17,8 +17,9 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,17 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from sigdiff._faults import kill_point
+from sigdiff._lock import folder_lock
 from sigdiff._utils import append_dims
-from sigdiff.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from sigdiff.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_partial,
+    save_checkpoint,
+)
 from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
 from sigdiff.data.store import open_store
 from sigdiff.denoiser import Denoiser
@@ -38,8 +48,8 @@ from sigdiff.losses import denoising_loss
 from sigdiff.models import build_model
 from sigdiff.timesteps import TimestepSampler
 
-__all__ = ["TrainResult", "TrainingError", "build_denoiser", "check_rank", "step_generator",
-           "train"]
+__all__ = ["TrainResult", "TrainingError", "build_denoiser", "check_rank", "read_run_config",
+           "resolve_device", "step_generator", "train"]
 
 #: Number of noise-level buckets (quantiles of t) the loss is logged by (improved-diffusion).
 LOSS_BUCKETS = 4
@@ -243,23 +253,53 @@ def _maybe_init_distributed(device: torch.device) -> bool:
     return True
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device this machine has (torchrun: the
+    rank's own GPU)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    if name.startswith("cuda") and "LOCAL_RANK" in os.environ:
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
+    return device
 
 
-# --- the loop -------------------------------------------------------------------------------
+# --- the run folder -------------------------------------------------------------------------
+#: The run's log: one JSON row per `log_every` steps.
+LOG_NAME = "train_log.jsonl"
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The ``config.json`` a run folder was started with, as plain values."""
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainingError(f"{run_dir}: nothing to resume (no config.json); start without "
+                            "--resume") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"{path}: unreadable or corrupt ({exc}); cannot resume this run, "
+                            "start a new --out directory") from None
+    if not isinstance(saved, dict):
+        raise TrainingError(f"{path}: not a sigdiff training config; start a new --out directory")
+    return saved
+
+
 def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> TrainConfig:
-    saved = json.loads((run_dir / "config.json").read_text())
-    saved_cfg = config_from_dict(saved)
-    mine = config_to_dict(cfg)
+    saved = read_run_config(run_dir)
+    try:
+        saved_cfg = config_from_dict(saved)
+    except ValueError as exc:
+        raise TrainingError(f"{run_dir / 'config.json'}: not a valid training config ({exc}); "
+                            "start a new --out directory") from None
+    mine, theirs = config_to_dict(cfg), config_to_dict(saved_cfg)
     # Only the step budget may grow on resume; everything else must match the original run.
-    diffs = sorted(k for k in mine if k != "steps" and mine[k] != saved[k])
+    diffs = sorted(k for k in mine if k != "steps" and mine[k] != theirs[k])
     if diffs:
         raise TrainingError(
             f"{run_dir}: cannot resume with a different config (changed: {', '.join(diffs)}); "
@@ -267,6 +307,74 @@ def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> TrainConfig:
     return saved_cfg if cfg.steps == saved_cfg.steps else cfg
 
 
+def _check_folder(run_dir: Path) -> None:
+    """Refuse a run folder that is a file or lies where nothing can be written."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"{run_dir} is a file, not a run folder; choose another --out")
+    existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise TrainingError(f"cannot create {run_dir}: {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingError(f"cannot write into {existing} (permission denied); choose another "
+                            "--out")
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:
+    """Read-only, under the run folder's lock: refuse a folder this call cannot use; return the
+    config to run with."""
+    if resume:
+        return _check_resume_config(run_dir, cfg)
+    if list_checkpoints(run_dir):
+        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                            "choose another --out directory (nothing was overwritten)")
+    return cfg
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one rename: a kill leaves the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` (logged after the checkpoint a run restarts from, so they
+    would be logged twice) and any line a kill cut short."""
+    if not path.is_file():
+        return
+    text = path.read_text()
+    kept = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    if "".join(kept) != text:
+        _write_atomic(path, "".join(kept))
+
+
+def _open_run_dir(cfg: TrainConfig, run_dir: Path, *, step: int, fresh: bool) -> None:
+    """Under the run's lock: clear what a killed writer left half-written, record the config of a
+    fresh run, and cut the log back to ``step``, where this call starts."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_partial(run_dir)
+    for tmp in run_dir.glob(".*.tmp"):  # a `_write_atomic` cut short
+        if tmp.is_file():
+            tmp.unlink()
+    if fresh:
+        _write_atomic(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
+    _trim_log(run_dir / LOG_NAME, step)
+
+
+# --- the loop -------------------------------------------------------------------------------
 def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
     s = batches.store
     spatial = (cfg.crop_length,) if cfg.crop_length else s.spatial_shape
@@ -295,56 +403,72 @@ def train(cfg: TrainConfig, *, run_dir: str | Path, resume: bool = False,
     ``resume`` continues from the latest checkpoint of ``run_dir`` exactly where it stopped.
     ``stop_after`` ends this call after that many optimizer steps (as if the run were killed
     there), used to test exact resumption.
+
+    Everything that can be refused (config, data, model, run folder) is checked before the run
+    folder is created or changed; then the folder's lock is held until the call returns, so a
+    second writer is refused (`sigdiff._lock.LockError`) instead of mixing two runs.
     """
     run_dir = Path(run_dir)
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     started_dist = _maybe_init_distributed(device)
     rank, world = _dist_info()
-    if cfg.batch_size % (world * cfg.optim.grad_accum):
-        raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by world size "
-                            f"({world}) × grad_accum ({cfg.optim.grad_accum})")
     try:
+        if cfg.batch_size % (world * cfg.optim.grad_accum):
+            raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by world size "
+                                f"({world}) × grad_accum ({cfg.optim.grad_accum})")
         return _train(cfg, run_dir, device, rank, world, resume, progress, stop_after)
     finally:
         if started_dist:
             dist.destroy_process_group()
 
 
-def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool, rank: int) -> TrainConfig:
-    if resume:
-        if not (run_dir / "config.json").is_file():
-            raise TrainingError(f"{run_dir}: nothing to resume (no config.json); start without "
-                                "--resume")
-        return _check_resume_config(run_dir, cfg)
-    if list_checkpoints(run_dir):
-        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                            "choose another --out directory (nothing was overwritten)")
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
-    return cfg
+def _build(cfg: TrainConfig, batches: _Batches,
+           model_config: dict[str, Any] | None = None) -> tuple[Denoiser, dict[str, Any]]:
+    """The denoiser for this data; initial weights from the seed alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_denoiser(cfg, model_config, in_channels=batches.store.n_channels,
+                              num_classes=len(batches.classes) if cfg.conditional else 0,
+                              spatial_shape=batches.store.spatial_shape)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, world: int,
            resume: bool, progress: bool, stop_after: int | None) -> TrainResult:
-    cfg = _prepare_run_dir(cfg, run_dir, resume, rank)
+    # validation: nothing is created or written until the data and the model are known to work
+    _check_folder(run_dir)
+    if resume:
+        read_run_config(run_dir)  # there is a run to resume
     batches = _Batches(cfg, device)
-    num_classes = len(batches.classes) if cfg.conditional else 0
-    loaded = load_checkpoint(find_checkpoint(run_dir), with_train_state=True) if resume and \
-        list_checkpoints(run_dir) else None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # initial weights, from the seed alone
-        den, model_config = build_denoiser(
-            cfg, loaded.config["model_config"] if loaded else None,
-            in_channels=batches.store.n_channels, num_classes=num_classes,
-            spatial_shape=batches.store.spatial_shape)
+    den, model_config = _build(cfg, batches)
+    sampler = cfg.timesteps.build(cfg.diffusion.build_schedule())
+    with ExitStack() as lock:
+        if rank == 0:  # one writer per run folder (a live one refuses us); other ranks only read
+            lock.enter_context(folder_lock(run_dir, what="run folder"))
+        kill_point("training.locked")  # fault tests: locked, nothing written yet
+        cfg = _check_run_dir(cfg, run_dir, resume)  # what the folder holds, now that it is ours
+        loaded = (load_checkpoint(run_dir, with_train_state=True)
+                  if resume and list_checkpoints(run_dir) else None)
+        if loaded is not None:  # the exact architecture the checkpoint was trained with
+            if not isinstance(loaded.config.get("model_config"), dict):
+                raise CheckpointError(f"{loaded.path}: config.json has no model_config; not a "
+                                      "sigdiff training checkpoint")
+            den, model_config = _build(cfg, batches, loaded.config["model_config"])
+        if rank == 0:
+            _open_run_dir(cfg, run_dir, step=loaded.step if loaded else 0, fresh=not resume)
+        return _loop(cfg, run_dir, batches, den, model_config, sampler, loaded, device, rank,
+                     world, progress, stop_after)
+
+
+def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
+          model_config: dict[str, Any], sampler: TimestepSampler,
+          loaded: LoadedCheckpoint | None, device: torch.device, rank: int, world: int,
+          progress: bool, stop_after: int | None) -> TrainResult:
     den.to(device)
     ema = copy.deepcopy(den.net).requires_grad_(False)
     opt = torch.optim.AdamW(den.net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             betas=(cfg.optim.beta1, cfg.optim.beta2))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     schedule = cfg.diffusion.build_schedule()
-    sampler = cfg.timesteps.build(schedule)
     weighting = cfg.weighting
     param = cfg.diffusion.build_parameterization()
     step = 0
@@ -364,9 +488,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
     train_den = Denoiser(net, param, schedule=schedule)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                 else nullcontext())
-    log_path = run_dir / "train_log.jsonl"
+    log_path = run_dir / LOG_NAME
     meta = _meta(batches, cfg, step)
-    last_ckpt = find_checkpoint(run_dir) if loaded else run_dir
+    last_ckpt = loaded.path if loaded else run_dir
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step",
                desc="train", dynamic_ncols=True)
@@ -395,6 +519,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
                 run_dir, step=step, keep_last=cfg.keep_last, meta={**meta, "step": step},
                 config={"train": config_to_dict(cfg), "model_config": model_config},
                 model=den.net.state_dict(), ema=ema.state_dict(), train_state=train_state)
+        kill_point("training.step_done")  # fault tests: logged and, if due, checkpointed
     bar.close()
     return TrainResult(run_dir=run_dir, step=step, last_checkpoint=last_ckpt, final_loss=last_loss)
 

@@ -96,3 +96,33 @@ def test_cli_import_wav_resample_window_bandpass(tmp_path: Path) -> None:
     x = open_store(tmp_path / "a.zarr").read()
     freqs = np.fft.rfftfreq(400, 1 / 4000)
     assert freqs[np.argmax(np.abs(np.fft.rfft(x[5, 0])))] == 100.0
+
+
+def test_cli_import_csv_says_which_header(tmp_path: Path) -> None:
+    rows = np.random.default_rng(0).normal(size=(19, 8))
+    rows[4, 2] = np.nan
+    src = tmp_path / "bad_nan.csv"
+    src.write_text("".join(",".join(map(repr, r)) + "\n" for r in rows.tolist()))
+    args = ["import", str(src), "--sampling-rate", "10", "--drop-nonfinite"]
+    code, out = _run(*args, "--out", str(tmp_path / "a.zarr"))
+    assert code == 0 and "18 x 1 x 8" in out and "csv header: none (detected" in out
+    code, out = _run(*args, "--out", str(tmp_path / "b.zarr"), "--header")
+    assert code == 0 and "17 x 1 x 8" in out and "csv header: line 1 (--header)" in out
+    code, out = _run("import", str(src), "--sampling-rate", "10", "--out", str(tmp_path / "c.zarr"))
+    assert code != 0 and "(row 4 channel 0) on file line 5" in out
+
+
+def test_cli_split_refuses_before_writing(tmp_path: Path) -> None:
+    store = tmp_path / "ecg.zarr"
+    assert _run("make", "ecg5000", "--out", str(store))[0] == 0
+    assert _run("make", "ecg5000", "--out", str(tmp_path / "ecg.holdout.zarr"))[0] == 0
+    code, out = _run("split", str(store), "--holdout", "0.2", "--seed", "0")
+    assert code != 0 and "ecg.holdout.zarr: already exists" in out
+    assert not (tmp_path / "ecg.train.zarr").exists()  # the train side was not written first
+
+
+def test_cli_info_png_checked_first(tmp_path: Path) -> None:
+    store = tmp_path / "ecg.zarr"
+    assert _run("make", "ecg5000", "--out", str(store))[0] == 0
+    code, out = _run("info", str(store), "--png", str(tmp_path / "missing" / "f.png"))
+    assert code != 0 and "does not exist" in out and "shape" not in out

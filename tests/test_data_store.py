@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -211,3 +216,146 @@ def test_round_trip_property(
     store = write_store(target, x, sampling_rate=3.0, chunk_samples=chunk)
     np.testing.assert_array_equal(store.read(), x)
     np.testing.assert_array_equal(xr.open_zarr(target)["signals"].values, x)
+
+
+def test_time_coordinate_has_units(tmp_path: Path) -> None:
+    write_store(tmp_path / "s.zarr", _signals(), sampling_rate=50.0)
+    time = xr.open_zarr(tmp_path / "s.zarr")["time"]
+    assert time.attrs["units"] == "s" and time.attrs["long_name"]
+    assert time.dtype == np.float64  # "s" is not decoded as a timedelta
+
+
+class TestSplitChecksFirst:
+    """Every output is checked before any is written: a refused split leaves nothing."""
+
+    @pytest.fixture
+    def src(self, tmp_path: Path) -> Path:
+        write_store(tmp_path / "s.zarr", _signals(n=20), sampling_rate=1.0)
+        return tmp_path / "s.zarr"
+
+    @pytest.mark.parametrize(
+        ("train", "hold", "message"),
+        [
+            ("tr.zarr", "s.zarr", "the holdout output is the input store"),
+            ("./s.zarr/", "ho.zarr", "the train output is the input store"),
+            ("same.zarr", "./same.zarr", "the train and holdout outputs are the same store"),
+            ("tr.zarr", "exists.zarr", "already exists"),
+        ],
+    )
+    def test_refused_before_writing(
+        self, src: Path, train: str, hold: str, message: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        tmp = src.parent
+        monkeypatch.chdir(tmp)
+        write_store(tmp / "exists.zarr", _signals(n=3), sampling_rate=1.0)
+        before = sorted(p.name for p in tmp.iterdir())
+        with pytest.raises(StoreError, match=message):
+            split_store(src, holdout=0.2, seed=0, out_train=train, out_holdout=hold)
+        assert sorted(p.name for p in tmp.iterdir()) == before
+        assert open_store(src).n_samples == 20
+
+    def test_overwrite_replaces_both(self, src: Path) -> None:
+        tmp = src.parent
+        kw = {"holdout": 0.25, "seed": 0, "out_train": tmp / "t.zarr", "out_holdout": tmp / "h.zarr"}
+        split_store(src, **kw)
+        with pytest.raises(StoreError, match="already exists"):
+            split_store(src, **kw)
+        _, ho = split_store(src, overwrite=True, **kw)
+        assert ho.n_samples == 5
+        assert sorted(p.name for p in tmp.iterdir()) == ["h.zarr", "s.zarr", "t.zarr"]
+
+    def test_failed_holdout_write_removes_the_new_train_store(
+        self, src: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import sigdiff.data.store as store_mod
+
+        real = store_mod._copy_rows
+        calls = []
+
+        def flaky(*args: object, **kwargs: object) -> None:
+            calls.append(1)
+            if len(calls) == 2:
+                raise OSError("disk full")
+            real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store_mod, "_copy_rows", flaky)
+        with pytest.raises(OSError, match="disk full"):
+            split_store(src, holdout=0.2, seed=0, out_train=src.parent / "t.zarr",
+                        out_holdout=src.parent / "h.zarr")
+        assert sorted(p.name for p in src.parent.iterdir()) == ["s.zarr"]
+
+
+class TestWriterLockAndTemps:
+    def _lock(self, target: Path, pid: int) -> Path:
+        lock = Path(str(target) + ".lock")
+        lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "token": "t"}))
+        return lock
+
+    def test_temp_name_holds_the_pid_and_the_lock_is_held(self, tmp_path: Path) -> None:
+        with StoreWriter(tmp_path / "s.zarr", n_channels=1, length=4, sampling_rate=1.0) as w:
+            names = sorted(p.name for p in tmp_path.iterdir())
+            w.append(np.arange(8.0).reshape(2, 1, 4))
+        assert names[0].startswith(f".s.zarr.tmp-{os.getpid()}-") and names[1] == "s.zarr.lock"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+    def test_second_writer_is_refused_while_the_first_is_alive(self, tmp_path: Path) -> None:
+        lock = self._lock(tmp_path / "s.zarr", os.getppid())  # a live process on this host
+        with pytest.raises(StoreError, match=rf"s\.zarr is being written by process {os.getppid()}"
+                           r"; wait for it or choose another output"):
+            write_store(tmp_path / "s.zarr", _signals(), sampling_rate=1.0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [lock.name]
+
+    def test_stale_lock_is_taken_over(self, tmp_path: Path) -> None:
+        self._lock(tmp_path / "s.zarr", _dead_pid())
+        write_store(tmp_path / "s.zarr", _signals(), sampling_rate=1.0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+    def test_stale_temps_of_the_same_target_only_are_removed(self, tmp_path: Path) -> None:
+        dead, live = _dead_pid(), os.getppid()
+        names = {
+            "dead": f".s.zarr.tmp-{dead}-0123abcd",
+            "dead_old": f".s.zarr.old-{dead}-0123abcd",
+            "live": f".s.zarr.tmp-{live}-0123abcd",
+            "other_target": f".t.zarr.tmp-{dead}-0123abcd",
+            "legacy": ".s.zarr.tmp-0123abcd",  # no PID: cannot tell, so kept
+        }
+        for name in names.values():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "zarr.json").write_text("{}")
+        write_store(tmp_path / "s.zarr", _signals(), sampling_rate=1.0)
+        left = {p.name for p in tmp_path.iterdir()}
+        assert left == {"s.zarr", names["live"], names["other_target"], names["legacy"]}
+
+    def test_old_copy_of_a_killed_overwrite_survives_a_failed_write(self, tmp_path: Path) -> None:
+        old = tmp_path / f".s.zarr.old-{_dead_pid()}-0123abcd"
+        write_store(old, _signals(), sampling_rate=1.0)  # target gone, old copy aside
+        (tmp_path / f".s.zarr.tmp-{_dead_pid()}-89abcdef").mkdir()
+        constant = np.ones((4, 1, 8), np.float32)
+        with pytest.raises(StoreError, match="constant"):
+            write_store(tmp_path / "s.zarr", constant, sampling_rate=1.0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [old.name]  # stale temp gone
+        write_store(tmp_path / "s.zarr", _signals(), sampling_rate=1.0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+    def test_a_failed_write_leaves_no_new_parent_folder(self, tmp_path: Path) -> None:
+        with pytest.raises(StoreError, match="constant"):
+            write_store(tmp_path / "a" / "b" / "s.zarr", np.ones((2, 1, 4)), sampling_rate=1.0)
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_store_is_named(tmp_path: Path) -> None:
+    import zarr
+
+    write_store(tmp_path / "s.zarr", _signals(), sampling_rate=1.0)
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r+")
+    del group.attrs["norm_std"]
+    with pytest.warns(UserWarning, match="Consolidated metadata"):
+        zarr.consolidate_metadata(group.store)
+    with pytest.raises(StoreError, match=r"damaged sigdiff store \(attrs lack \['norm_std'\]\)"):
+        open_store(tmp_path / "s.zarr")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

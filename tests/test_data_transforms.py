@@ -46,3 +46,8 @@ def test_beat_segments_centre_r_peak() -> None:
     beats = beat_segments(data.signals[0], sampling_rate=rate, before=0.2, after=0.4)
     assert beats.shape[1:] == (1, 150) and 6 <= len(beats) <= 8
     assert np.all(np.abs(np.argmax(beats[:, 0], axis=1) - 50) <= 2)  # R at `before` seconds
+
+
+def test_bandpass_too_short_says_how_long() -> None:
+    with pytest.raises(ValueError, match="needs signals longer than 27 samples, got 20"):
+        bandpass(np.zeros((1, 20)), sampling_rate=100.0, low=1.0, high=10.0)

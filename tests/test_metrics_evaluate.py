@@ -100,6 +100,23 @@ def test_cli_runs_on_stores(tmp_path: Path) -> None:
     assert meta["sampling_rate"] == FS and meta["stores"]["samples"] == paths[2]
 
 
+def test_cli_refuses_to_overwrite_a_report_and_multichannel_plots(tmp_path: Path) -> None:
+    paths = _stores(tmp_path)
+    assert CliRunner().invoke(eval_cmd, _args(paths, tmp_path / "r")).exit_code == 0
+    before = (tmp_path / "r" / "metrics.json").read_text()
+    res = CliRunner().invoke(eval_cmd, _args(paths, tmp_path / "r"))
+    assert res.exit_code == 1 and "already holds a report" in res.output
+    assert "Traceback" not in res.output and (tmp_path / "r" / "metrics.json").read_text() == before
+    res = CliRunner().invoke(eval_cmd, [*_args(paths, tmp_path / "r"), "--overwrite",
+                                        "--permutations", "0"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert "mmd2_p" not in report["alignment_vs_holdout"]  # no p-value from zero permutations
+    train, holdout, gen = _beats(60, 0, 3), _beats(40, 1, 3), _beats(20, 2, 3)
+    evaluate(train, holdout, gen, sampling_rate=FS, out_dir=tmp_path / "mc", **FAST)
+    assert (tmp_path / "mc" / "nearest_records.png").stat().st_size > 1000
+
+
 def test_cli_dry_run_prints_resolved_options(tmp_path: Path) -> None:
     paths = _stores(tmp_path)
     res = CliRunner().invoke(eval_cmd, [*_args(paths, tmp_path / "r"), "--dry-run"])

@@ -75,3 +75,30 @@ def test_coherence_difference_for_multichannel() -> None:
 def test_rejects_bad_rate() -> None:
     with pytest.raises(ValueError, match="sampling_rate must be positive"):
         welch_psd(_sines(5.0), sampling_rate=0.0)
+
+
+def test_default_bands_follow_the_sampling_rate_and_the_kind() -> None:
+    from sigdiff.metrics.spectral import ECG_BANDS, default_bands, signal_kind
+
+    assert default_bands(1000.0, kind="ecg") == dict(ECG_BANDS)
+    # 250 Hz: the ECG "high" band is clipped at Nyquist (125 Hz)
+    assert default_bands(250.0, kind="ecg")["high"] == (40.0, 125.0)
+    # 50 Hz IMU: no ECG band names; octave bands below Nyquist (25 Hz), edges in Hz
+    imu = default_bands(50.0)
+    assert list(imu.values()) == [(0.0, 25 / 16), (25 / 16, 25 / 8), (25 / 8, 25 / 4),
+                                  (25 / 4, 12.5), (12.5, 25.0)]
+    assert "qrs" not in imu
+    assert signal_kind({"dataset": "ecg5000"}) == "ecg"
+    assert signal_kind({"channel_names": ["ECG lead II"]}) == "ecg"
+    assert signal_kind({"channel_names": ["acc_x", "acc_y"]}) == "generic"
+    with pytest.raises(ValueError, match="unknown signal kind 'eeg'"):
+        default_bands(100.0, kind="eeg")
+
+
+def test_top_band_includes_the_nyquist_bin() -> None:
+    from sigdiff.metrics.spectral import band_powers
+
+    freqs = np.linspace(0.0, 25.0, 26)
+    psd = np.ones((1, 26))
+    got = band_powers(freqs, psd, bands={"top": (20.0, 25.0)})["top"]
+    assert got is not None and float(got[0]) == pytest.approx(5.0)  # ∫ 1 df over [20, 25]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import json
 import os
 import signal
@@ -49,6 +50,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
             **{f"ema.{k}": v for k, v in load_file(str(ckpt / "ema.safetensors")).items()}}
 
 
+def _log_steps(run: Path) -> list[int]:
+    return [json.loads(r)["step"] for r in (run / "train_log.jsonl").read_text().splitlines()]
+
+
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for k in a:
@@ -67,6 +72,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path: Path, store:
     resumed = train(cfg, run_dir=tmp_path / "b", resume=True, progress=False)
     assert resumed.step == 6
     _assert_same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    # the row logged at step 4 (after checkpoint 3) is dropped on resume, not duplicated
+    assert _log_steps(tmp_path / "b") == _log_steps(tmp_path / "a") == [2, 4, 6]
 
 
 def test_sigkill_mid_run_then_resume_matches(tmp_path: Path, store: Path) -> None:
@@ -126,6 +133,16 @@ def test_corrupt_or_foreign_checkpoint_gives_clear_error(tmp_path: Path, store: 
     (last / "ema.safetensors").write_bytes((other / "ema.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(tmp_path / "r")
+    # a pickled training state is refused as such, never retried with unsafe loading
+    torch.save({"optimizer": fractions.Fraction(1, 3), "lr_schedule": {}},
+               last / "train_state.pt")
+    with pytest.raises(CheckpointError, match=r"not a plain tensor file.*fractions\.Fraction") as err:
+        load_checkpoint(tmp_path / "r", with_train_state=True)
+    assert "weights_only" not in str(err.value)
+    (last / "train_state.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CheckpointError, match="corrupt or truncated") as err:
+        load_checkpoint(tmp_path / "r", with_train_state=True)
+    assert "weights_only" not in str(err.value)
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, store: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from sigdiff.data.store import SignalStore
+from sigdiff.data.store import SignalStore, StoreError
 
-__all__ = ["mean_power_spectrum", "plot_store", "summarize"]
+__all__ = ["check_png_target", "mean_power_spectrum", "plot_store", "summarize"]
 
 _SPECTRUM_ROWS = 512  # rows averaged for the spectrum (evenly spaced through the store)
 _EXAMPLES = 4
@@ -50,9 +50,23 @@ def mean_power_spectrum(
     return np.fft.rfftfreq(store.length, d=1.0 / store.sampling_rate), power
 
 
+def check_png_target(png: str | Path) -> Path:
+    """`png` as a Path, or a `StoreError` when no PNG can be written there."""
+    out = Path(png)
+    if out.suffix.lower() != ".png":
+        raise StoreError(f"{out}: the figure is a PNG; give a path ending in .png")
+    if not out.parent.is_dir():
+        raise StoreError(f"{out}: folder {out.parent} does not exist; create it or choose "
+                         "another --png path")
+    if out.is_dir():
+        raise StoreError(f"{out}: is a folder; give a file path ending in .png")
+    return out
+
+
 def plot_store(store: SignalStore, png: str | Path) -> Path:
     """Write a PNG: a few example signals (channel 0..C-1) and the mean power spectrum; for an
     image store, a grid of its first 64 images."""
+    png = check_png_target(png)
     if store.kind == "image":
         from sigdiff.image import save_grid
 
@@ -64,17 +78,25 @@ def plot_store(store: SignalStore, png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_sig, ax_psd) = plt.subplots(1, 2, figsize=(11, 3.5))
+    n_ch = store.n_channels
+    names = list(store.attrs.get("channel_names") or [f"channel {c}" for c in range(n_ch)])
+    fig, axes = plt.subplots(n_ch, 2, figsize=(11, 2.6 + 1.9 * (n_ch - 1)), squeeze=False)
     t = np.arange(store.length) / store.sampling_rate
-    for i, row in enumerate(store.read(np.arange(min(_EXAMPLES, store.n_samples)))):
-        for c, channel in enumerate(row):
-            ax_sig.plot(t, channel, lw=0.8, label=f"sample {i} ch {c}" if i < 2 else None)
-    ax_sig.set(xlabel="time (s)", ylabel=str(store.attrs.get("units", "")), title="examples")
+    examples = store.read(np.arange(min(_EXAMPLES, store.n_samples)))  # (k, C, L)
     freqs, power = mean_power_spectrum(store)
-    for c in range(store.n_channels):
-        ax_psd.semilogy(freqs[1:], power[c, 1:] + 1e-20, lw=0.8, label=f"ch {c}")
-    ax_psd.set(xlabel="frequency (Hz)", ylabel="mean power", title="mean spectrum (DC omitted)")
-    ax_psd.legend(fontsize=7)
+    for c in range(n_ch):  # small multiples: one row per channel
+        ax_sig, ax_psd = axes[c]
+        for i, row in enumerate(examples):
+            ax_sig.plot(t, row[c], lw=0.8, label=f"record {i}")
+        ax_sig.set(ylabel=f"{names[c]} ({store.attrs.get('units', '')})")
+        ax_sig.legend(fontsize=6, loc="upper right")
+        ax_psd.semilogy(freqs[1:], power[c, 1:] + 1e-20, lw=0.8, label=names[c])
+        ax_psd.set(ylabel="mean power")
+        ax_psd.legend(fontsize=6, loc="upper right")
+    axes[0, 0].set_title("example records")
+    axes[0, 1].set_title("mean spectrum (DC omitted)")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 1].set_xlabel("frequency (Hz)")
     fig.tight_layout()
     out = Path(png)
     fig.savefig(out, dpi=100)

@@ -12,14 +12,20 @@ Layout (real data and generated samples alike)::
 An image store has no time coordinate and records ``sampling_rate`` 1 (one sample per pixel), so
 every rank-agnostic reader treats it like a signal store; ``SignalStore.kind`` tells them apart.
 
-Writes are atomic: everything goes to a hidden temporary directory beside the target, which is
-renamed onto the target name only after the last byte is written; on any error the temporary
-directory is removed and nothing appears under the target name.
+Writes are atomic: everything goes to a hidden temporary directory beside the target
+(``.NAME.tmp-PID-XXXXXXXX``), which is renamed onto the target name only after the last byte is
+written; on any error the temporary directory is removed and nothing appears under the target
+name. A local writer holds ``NAME.lock`` (`sigdiff._lock.folder_lock`) while it writes, so a second
+writer of the same target is refused; under that lock it removes the temporaries of the same target
+left by writers that were killed (their PID is gone), so a crash costs disk space only until the
+next write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,6 +38,8 @@ import numpy as np
 import zarr
 from fsspec.core import url_to_fs
 from zarr.abc.store import Store
+
+from sigdiff._lock import LockError, folder_lock, pid_alive
 
 __all__ = [
     "DIMS",
@@ -52,6 +60,7 @@ FORMAT_VERSION = 1
 _MARKER = "sigdiff_store"  # attrs key whose presence makes a zarr group a sigdiff store
 _TARGET_CHUNK_BYTES = 4 * 2**20  # default chunk ≈ 4 MiB of float32 samples
 _MAX_LISTED = 5  # how many bad locations an error message lists
+_REQUIRED_ATTRS = ("sampling_rate", "norm_mean", "norm_std")  # what every reader relies on
 #: Dimension names by spatial rank: 1 = signals (N, C, L), 2 = images (N, C, H, W).
 DIMS: dict[int, tuple[str, ...]] = {
     1: ("sample", "channel", "time"),
@@ -72,16 +81,26 @@ class StoreError(ValueError):
 # validation shared by the writers and the importers
 
 
-def check_finite(signals: np.ndarray, *, where: str) -> None:
-    """Raise `StoreError` listing how many values are NaN/Inf and in which (row, channel)."""
+def check_finite(
+    signals: np.ndarray, *, where: str, lines: Sequence[int] | np.ndarray | None = None
+) -> None:
+    """Raise `StoreError` listing how many values are NaN/Inf and in which (row, channel); rows
+    count from 0. `lines` (N,) gives each row's file line, named too when the data came from text."""
     bad = ~np.isfinite(signals)
     if not bad.any():
         return
     rows, chans = np.nonzero(bad.reshape(*bad.shape[:2], -1).any(axis=2))
     spots = ", ".join(f"row {r} channel {c}" for r, c in zip(rows[:_MAX_LISTED], chans))
     more = f" and {len(rows) - _MAX_LISTED} more rows" if len(rows) > _MAX_LISTED else ""
+    at = ""
+    if lines is not None:
+        bad_lines = np.unique(np.asarray(lines)[rows])
+        shown = ", ".join(str(n) for n in bad_lines[:_MAX_LISTED])
+        extra = f" and {len(bad_lines) - _MAX_LISTED} more" if len(bad_lines) > _MAX_LISTED else ""
+        at = f" on file line{'s' if len(bad_lines) > 1 else ''} {shown}{extra}"
     raise StoreError(
-        f"{where}: {int(bad.sum())} NaN/Inf values in {len(np.unique(rows))} rows ({spots}{more}); "
+        f"{where}: {int(bad.sum())} NaN/Inf values in {len(np.unique(rows))} rows "
+        f"({spots}{more}){at}; "
         "fix the data or import with drop_nonfinite=True (--drop-nonfinite) to skip those rows"
     )
 
@@ -137,6 +156,13 @@ class _Location:
         return cls(fs=fs, path=path.rstrip("/"), display=text)
 
     @property
+    def key(self) -> str:
+        """What two spellings of one location share (resolved path for local files)."""
+        if self.is_local:
+            return os.path.realpath(self.path)
+        return str(self.fs.unstrip_protocol(self.path))
+
+    @property
     def is_local(self) -> bool:
         return "file" in _protocols(self.fs)
 
@@ -151,8 +177,33 @@ class _Location:
         )
 
     def sibling(self, tag: str) -> str:
+        """A hidden name beside the target that records the writer's PID: .NAME.TAG-PID-XXXXXXXX"""
         parent, _, name = self.path.rpartition("/")
-        return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:8]}"
+        return f"{parent}/.{name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def hold_lock(self, stack: contextlib.ExitStack) -> None:
+        """Take the target's writer lock into `stack` (local paths only; remote stores are not
+        locked); a live writer holding it is a `StoreError`."""
+        if not self.is_local:
+            return
+        try:
+            stack.enter_context(folder_lock(self.path, what="store"))
+        except LockError as err:
+            raise StoreError(str(err)) from None
+
+    def stale_siblings(self, tags: Sequence[str]) -> list[str]:
+        """Hidden siblings (`tags` among "tmp", "old") of this target whose writer process is
+        gone (local paths only). Call it under `hold_lock`: then no other live writer owns one."""
+        parent, _, name = self.path.rpartition("/")
+        if not self.is_local or not os.path.isdir(parent or "/"):
+            return []
+        pattern = re.compile(rf"\.{re.escape(name)}\.(?:{'|'.join(tags)})-(\d+)-[0-9a-f]{{8}}")
+        stale = []
+        for entry in os.listdir(parent or "/"):
+            match = pattern.fullmatch(entry)
+            if match and int(match[1]) != os.getpid() and not pid_alive(int(match[1])):
+                stale.append(f"{parent}/{entry}")
+        return stale
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
@@ -187,6 +238,15 @@ def _move(loc: _Location, src: str, dst: str) -> None:
 def _discard(loc: _Location, tmp: str) -> None:
     if loc.fs.exists(tmp):
         loc.fs.rm(tmp, recursive=True)
+
+
+def _discard_stale(loc: _Location, tags: Sequence[str]) -> None:
+    """Remove what killed writers of this target left behind (call under the target's lock).
+
+    Temporaries ("tmp") go before a write; an old copy set aside by a killed overwrite ("old")
+    goes only once a new store is in place, since it may be the only copy left."""
+    for path in loc.stale_siblings(tags):
+        _discard(loc, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,12 +337,21 @@ class StoreWriter:
         self._n = 0
         self._tmp: str | None = None
         self._group: zarr.Group | None = None
+        self._held = contextlib.ExitStack()
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> StoreWriter:
-        self._tmp = self._loc.sibling("tmp")
-        self._group = zarr.open_group(self._loc.store(self._tmp, read_only=False), mode="w")
-        self._create_arrays(self._group)
+        self._loc.hold_lock(self._held)
+        try:
+            _discard_stale(self._loc, ("tmp",))
+            self._tmp = self._loc.sibling("tmp")
+            self._group = zarr.open_group(self._loc.store(self._tmp, read_only=False), mode="w")
+            self._create_arrays(self._group)
+        except BaseException:
+            if self._tmp is not None:
+                _discard(self._loc, self._tmp)
+            self._held.close()
+            raise
         return self
 
     def __exit__(
@@ -296,8 +365,12 @@ class StoreWriter:
             if exc_type is None:
                 self._finish()
                 _publish(self._loc, self._tmp, overwrite=self._overwrite)
+                _discard_stale(self._loc, ("tmp", "old"))
         finally:
-            _discard(self._loc, self._tmp)
+            try:
+                _discard(self._loc, self._tmp)
+            finally:
+                self._held.close()
 
     # -- writing ----------------------------------------------------------------------------
     def _create_arrays(self, g: zarr.Group) -> None:
@@ -321,6 +394,7 @@ class StoreWriter:
             time = g.create_array("time", shape=(self.length,), dtype="float64",
                                   dimension_names=("time",))
             time[:] = np.arange(self.length) / self.sampling_rate
+            time.attrs.update({"units": "s", "long_name": "time from the start of each sample"})
         chan = g.create_array("channel", shape=(c,), dtype=str, dimension_names=("channel",))
         chan[:] = np.array(self._meta["channel_names"], dtype=object)
 
@@ -545,8 +619,14 @@ def open_store(path: PathLike, *, storage_options: Mapping[str, Any] | None = No
             f"{loc.display}: not a sigdiff store (zarr group without "
             f"'{_MARKER}' attribute or 'signals' array); {hint}"
         )
+    missing = [k for k in _REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise StoreError(f"{loc.display}: damaged sigdiff store (attrs lack {missing}); "
+                         f"re-create it: {hint}")
     signals = group["signals"]
-    assert isinstance(signals, zarr.Array)
+    if not isinstance(signals, zarr.Array):
+        raise StoreError(f"{loc.display}: damaged sigdiff store ('signals' is not an array); "
+                         f"re-create it: {hint}")
     if signals.ndim - 2 not in DIMS:
         raise StoreError(f"{loc.display}: 'signals' has {signals.ndim} dims; a sigdiff store holds "
                          "(N, C, L) signals or (N, C, H, W) images")
@@ -621,14 +701,53 @@ def split_store(
         "holdout": float(holdout),
         "stratified": src.labels is not None,
     }
-    outs = []
-    for role, rows, out in (("train", train, out_train), ("holdout", hold, out_holdout)):
-        split = {**record, "role": role, "n_samples": int(rows.size)}
-        _copy_rows(
-            src, rows, out, split=split, overwrite=overwrite, storage_options=storage_options
-        )
-        outs.append(open_store(out, storage_options=storage_options))
+    locs = _check_outputs(path, {"train": out_train, "holdout": out_holdout},
+                          overwrite=overwrite, storage_options=storage_options)
+    jobs = (("train", train, out_train), ("holdout", hold, out_holdout))
+    with contextlib.ExitStack() as held:
+        for loc in locs:  # both outputs are ours before either is written
+            loc.hold_lock(held)
+        existed = [loc.fs.exists(loc.path) for loc in locs]
+        try:
+            for role, rows, out in jobs:
+                split = {**record, "role": role, "n_samples": int(rows.size)}
+                _copy_rows(
+                    src, rows, out, split=split, overwrite=overwrite,
+                    storage_options=storage_options,
+                )
+        except BaseException:
+            for loc, was_there in zip(locs, existed):  # no half split: drop a new train store
+                if not was_there:
+                    _discard(loc, loc.path)
+            raise
+    outs = [open_store(out, storage_options=storage_options) for _, _, out in jobs]
     return outs[0], outs[1]
+
+
+def _check_outputs(
+    source: PathLike,
+    outs: Mapping[str, PathLike],
+    *,
+    overwrite: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> list[_Location]:
+    """Refuse outputs that coincide with each other or with the source, or that exist without
+    `overwrite`, before anything is written."""
+    src = _Location.parse(source, storage_options)
+    locs = {role: _Location.parse(out, storage_options) for role, out in outs.items()}
+    seen: dict[str, str] = {}
+    for role, loc in locs.items():
+        key = loc.key
+        if key == src.key:
+            raise StoreError(f"{loc.display}: the {role} output is the input store; choose "
+                             f"another --out-{role} path")
+        if key in seen:
+            raise StoreError(f"{loc.display}: the {seen[key]} and {role} outputs are the same "
+                             f"store; give --out-{seen[key]} and --out-{role} different paths")
+        seen[key] = role
+        if loc.fs.exists(loc.path) and not overwrite:
+            raise StoreError(f"{loc.display}: already exists; pass overwrite=True (--overwrite)")
+    return list(locs.values())
 
 
 def _copy_rows(

@@ -51,6 +51,13 @@ def bandpass(
             f"band-pass needs 0 < low < high < Nyquist ({nyquist} Hz), got {low}, {high}"
         )
     sos = scipy.signal.butter(order, [low, high], btype="bandpass", fs=sampling_rate, output="sos")
+    # sosfiltfilt's default edge padding (scipy.signal.sosfiltfilt, padtype "odd")
+    padlen = 3 * (2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum())))
+    if x.shape[-1] <= padlen:
+        raise ValueError(
+            f"band-pass of order {order} needs signals longer than {padlen} samples, got "
+            f"{x.shape[-1]}; band-pass longer recordings (before --window) or drop --bandpass"
+        )
     return scipy.signal.sosfiltfilt(sos, x, axis=-1).astype(np.float32)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._utils import choice_error
+from .._utils import choice_error, unknown_keys
 from ._checks import as_signals, check_k, check_same_layout, is_image
 from .alignment import (
     MMD_PERMUTATIONS,
@@ -63,7 +63,7 @@ from .memorization import (
     neighbor_ratio,
 )
 from .references import LOWPASS_FRACTION, ReferenceSpec, build_references, lowpass, take
-from .spectral import ECG_BANDS, spectral_report
+from .spectral import default_bands, spectral_report
 from .tsgbench import tsgbench_report
 
 EXTRAS = ("alpha_beta", "tsgbench", "classifiers", "features")
@@ -110,7 +110,8 @@ class EvalConfig:
     lowpass: float = LOWPASS_FRACTION
     references: ReferenceSpec = field(default_factory=ReferenceSpec)
     gate: GateSpec = field(default_factory=GateSpec)
-    bands: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(ECG_BANDS))
+    #: spectral bands in Hz; None: `default_bands` for the data's sampling rate and kind
+    bands: Mapping[str, tuple[float, float]] | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -128,7 +129,8 @@ class EvalConfig:
             object.__setattr__(self, "references", ReferenceSpec(**self.references))
         if isinstance(self.gate, Mapping):
             object.__setattr__(self, "gate", GateSpec(**self.gate))
-        object.__setattr__(self, "bands", {k: tuple(v) for k, v in dict(self.bands).items()})
+        if self.bands is not None:
+            object.__setattr__(self, "bands", {k: tuple(v) for k, v in dict(self.bands).items()})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,11 +140,9 @@ class EvalConfig:
 
 def eval_config_from_dict(values: Mapping[str, Any]) -> EvalConfig:
     """An EvalConfig from plain values (TOML / JSON); unknown keys are an error naming them."""
-    names = set(EvalConfig.__dataclass_fields__)
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown evaluation key(s) {', '.join(map(repr, unknown))}; valid "
-                         f"keys: {', '.join(sorted(names))}")
+    message = unknown_keys(EvalConfig, values, where="eval.metrics")
+    if message:
+        raise ValueError(message)
     try:
         return EvalConfig(**values)
     except TypeError as exc:
@@ -162,6 +162,7 @@ class EvalContext:
     pca: PCA
     train_lowpass: np.ndarray
     sampling_rate: float
+    bands: dict[str, tuple[float, float]]
     config: EvalConfig
     extras: tuple[str, ...]
     skipped: dict[str, str]
@@ -188,9 +189,10 @@ def split_real(holdout: np.ndarray, pool: np.ndarray | None, *, seed: int
 def prepare(
     train: np.ndarray, holdout: np.ndarray, *, n: int, sampling_rate: float,
     pool: np.ndarray | None = None, config: EvalConfig | None = None, progress: bool = False,
-    names: tuple[str, str] = ("train", "holdout"),
+    names: tuple[str, str] = ("train", "holdout"), signal_kind: str = "generic",
 ) -> EvalContext:
-    """Validate the real data, build the references of `n` records and measure them."""
+    """Validate the real data, build the references of `n` records and measure them.
+    `signal_kind` ('ecg' or 'generic') picks the default spectral bands."""
     cfg = config or EvalConfig()
     tr = as_signals(train, name=names[0], metric="evaluate")
     ho = as_signals(holdout, name=names[1], metric="evaluate")
@@ -221,15 +223,18 @@ def prepare(
     floor_lp = neighbor_ratio(lowpass(floor, cfg.lowpass), train_lp, threshold=cfg.threshold,
                               name="floor", device=cfg.device)
     gate_metrics = [m for m in cfg.gate.anchors if not (images and m in SIGNAL_ONLY)]
+    bands = dict(cfg.bands) if cfg.bands is not None else (
+        {} if images else default_bands(sampling_rate, kind=signal_kind))
     meta = {"n_train": len(tr), "n_holdout": len(ho), "n_target": len(target),
             "n_floor_pool": len(floor_pool), "n_compared": n, "real_split": how,
             "channels": tr.shape[1], "length": None if images else tr.shape[2],
             "spatial_shape": list(tr.shape[2:]), "kind": "image" if images else "signal",
             "skipped": skipped, "sampling_rate": sampling_rate, "extras": list(extras),
+            "bands": {k: list(v) for k, v in bands.items()}, "signal_kind": signal_kind,
             "references": list(refs), "gate_metrics": gate_metrics,
             "pca_explained": pca.explained.tolist(), "config": cfg.to_dict()}
-    ctx = EvalContext(tr, target, n, pca, train_lp, sampling_rate, cfg, extras, skipped, images,
-                      refs, {}, {}, floor_ratio, floor_lp, meta)
+    ctx = EvalContext(tr, target, n, pca, train_lp, sampling_rate, bands, cfg, extras, skipped,
+                      images, refs, {}, {}, floor_ratio, floor_lp, meta)
     bar = tqdm(refs.items(), desc="references", disable=not progress, total=len(refs))
     for name, x in bar:
         bar.set_postfix_str(name)
@@ -266,7 +271,7 @@ def _measure(ctx: EvalContext, full: np.ndarray, compared: np.ndarray, *, name: 
     vs_train = {**pca_distances(take(compared, n_tr, rng), ctx.train, pca=ctx.pca),
                 "mmd2": mmd2(ctx.train, compared, n_permutations=0, seed=cfg.seed).mmd2}
     spectral = {} if ctx.images else _flat_spectral(spectral_report(
-        ctx.target, compared, sampling_rate=ctx.sampling_rate, bands=cfg.bands))
+        ctx.target, compared, sampling_rate=ctx.sampling_rate, bands=ctx.bands))
     return {"memorization": memo, "alignment_vs_holdout": align, "spectral": spectral,
             "alignment_vs_train": vs_train, "_ratio": nr, "_dcr": dcr}
 
@@ -340,7 +345,7 @@ def evaluate(
     train: np.ndarray, holdout: np.ndarray, samples: np.ndarray, *, sampling_rate: float,
     pool: np.ndarray | None = None, config: EvalConfig | None = None,
     out_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-    names: tuple[str, str, str] = ("train", "holdout", "samples"),
+    names: tuple[str, str, str] = ("train", "holdout", "samples"), signal_kind: str = "generic",
 ) -> dict[str, Any]:
     """Memorization (raw and low-passed), alignment, spectra, the paper's metric and the gate
     for `samples`, each beside the floor and the references. Arrays are (N, C, L) or images
@@ -351,7 +356,7 @@ def evaluate(
     check_same_layout(tr, sa, names=(names[0], names[2]), metric="evaluate")
     check_k(cfg.k, len(sa), name=names[2], metric="evaluate (PRDC)", self_excluded=True)
     ctx = prepare(train, holdout, n=len(sa), sampling_rate=sampling_rate, pool=pool, config=cfg,
-                  progress=progress, names=names[:2])
+                  progress=progress, names=names[:2], signal_kind=signal_kind)
     report = evaluate_with(ctx, sa, name=names[2], progress=progress)
     report["meta"]["stores"] = dict(zip(("train", "holdout", "samples"), names))
     if out_dir is not None:
@@ -387,7 +392,8 @@ def alignment_block(
     marg = marginal_distances(reference, candidate)
     block: Block = {
         **pca_distances(candidate, reference, pca=pca),
-        "mmd2": mmd.mmd2, "mmd2_p": mmd.p_value,
+        "mmd2": mmd.mmd2,
+        **({"mmd2_p": mmd.p_value} if mmd_permutations > 0 else {}),  # no p-value from 0 draws
         "sliced_wasserstein": sliced_wasserstein(reference, candidate, seed=seed),
         "marginal_wasserstein": float(np.mean(marg["wasserstein"])),
         "marginal_ks": float(np.mean(marg["ks"])),
@@ -497,7 +503,8 @@ def write_outputs(report: Mapping[str, Any], out: Path, *, ctx: EvalContext,
     else:
         plots.plot_spectra({**sets, "residual noise (ref.)": ctx.references["residual_noise"]},
                            out / "mean_spectrum.png", sampling_rate=ctx.sampling_rate)
-        plots.plot_nearest(samples, ctx.train, ratio, out / "nearest_records.png")
+        plots.plot_nearest(samples, ctx.train, ratio, out / "nearest_records.png",
+                           sampling_rate=ctx.sampling_rate)
     plots.plot_pca(sets, out / "pca_scatter.png", pca=ctx.pca)
     plots.plot_dcr(ratio, ctx.floor_ratio, out / "dcr_histogram.png")
     _atomic_write(out / "metrics.md", markdown_table(report))
@@ -527,6 +534,7 @@ def evaluate_stores(
     """`evaluate` on sigdiff stores (train, holdout, samples, optional pool); their sampling
     rates must agree."""
     from ..data.store import read_store
+    from .spectral import signal_kind
 
     paths = [os.fspath(p) for p in (train, holdout, samples, *([pool] if pool else []))]
     loaded = [read_store(p) for p in paths]
@@ -536,5 +544,6 @@ def evaluate_stores(
     arrays = [x for x, _ in loaded]
     report = evaluate(arrays[0], arrays[1], arrays[2], pool=arrays[3] if pool else None,
                       sampling_rate=rates[paths[0]], config=config, out_dir=out_dir,
-                      progress=progress, names=(paths[0], paths[1], paths[2]))
+                      progress=progress, names=(paths[0], paths[1], paths[2]),
+                      signal_kind=signal_kind(loaded[0][1]))
     return report

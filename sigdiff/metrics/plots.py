@@ -63,16 +63,30 @@ def plot_dcr(generated: NeighborRatio, floor: NeighborRatio, path: Path) -> None
     _save(fig, path)
 
 
-def plot_nearest(samples: np.ndarray, train: np.ndarray, ratio: NeighborRatio, path: Path) -> None:
-    """The generated samples with the smallest d1/d2 (most copy-like) beside their nearest record."""
+def plot_nearest(samples: np.ndarray, train: np.ndarray, ratio: NeighborRatio, path: Path, *,
+                 sampling_rate: float = 1.0) -> None:
+    """The generated samples with the smallest d1/d2 (most copy-like) beside their nearest
+    training record: one row per sample, one column per channel (the distance uses all of them),
+    time in seconds."""
     order = np.argsort(ratio.ratio, kind="stable")[:N_NEAREST_SHOWN]
-    fig, axes = plt.subplots(len(order), 1, figsize=(7, 1.8 * len(order)), squeeze=False)
-    for ax, i in zip(axes[:, 0], order):
-        ax.plot(train[ratio.nearest[i], 0], color=COLORS["train"], lw=2, alpha=0.6,
-                label=f"train #{ratio.nearest[i]}")
-        ax.plot(samples[i, 0], color=COLORS["generated"], lw=1, label=f"generated #{i}")
-        ax.set_title(f"d1/d2 = {ratio.ratio[i]:.3f}, d1 = {ratio.d1[i]:.3g}", fontsize=8)
-        ax.legend(fontsize=7, loc="upper right")
+    n_ch = samples.shape[1]
+    t = np.arange(samples.shape[-1]) / sampling_rate
+    fig, axes = plt.subplots(len(order), n_ch, figsize=(3.2 + 3.8 * n_ch, 1.8 * len(order)),
+                             squeeze=False, sharex=True)
+    for row, i in enumerate(order):
+        for c in range(n_ch):
+            ax = axes[row, c]
+            ax.plot(t, train[ratio.nearest[i], c], color=COLORS["train"], lw=2, alpha=0.6,
+                    label=f"train #{ratio.nearest[i]}")
+            ax.plot(t, samples[i, c], color=COLORS["generated"], lw=1, label=f"generated #{i}")
+            if row == 0:
+                ax.set_title(f"channel {c}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"d1/d2 = {ratio.ratio[i]:.3f}\nd1 = {ratio.d1[i]:.3g}", fontsize=7)
+            if c == n_ch - 1:
+                ax.legend(fontsize=6, loc="upper right")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
     _save(fig, path)
 
 

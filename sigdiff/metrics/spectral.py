@@ -8,6 +8,7 @@ one set of records (N, C, L) with that of another.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,8 +24,30 @@ ECG_BANDS: Mapping[str, tuple[float, float]] = {
     "qrs": (10.0, 40.0),
     "high": (40.0, 150.0),
 }
+#: Generic bands as fractions of the Nyquist frequency (octaves below it), for signals that are
+#: not ECG: named by their edges in Hz once the sampling rate is known.
+NYQUIST_OCTAVES = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 WELCH_MAX_NPERSEG = 256
 PSD_FLOOR = 1e-12  # relative to the peak power: keeps log10 finite on empty bins
+
+
+def signal_kind(attrs: Mapping[str, object]) -> str:
+    """'ecg' when a store's dataset or channel names say so, else 'generic'."""
+    names = [str(attrs.get("dataset", "")), *map(str, attrs.get("channel_names") or [])]  # type: ignore[call-overload]
+    return "ecg" if any("ecg" in n.lower() for n in names) else "generic"
+
+
+def default_bands(sampling_rate: float, *, kind: str = "generic") -> dict[str, tuple[float, float]]:
+    """Bands that follow the sampling rate: the ECG bands (clipped at Nyquist, a band above it
+    dropped) for ECG, else octave bands below Nyquist named by their edges in Hz."""
+    nyquist = sampling_rate / 2.0
+    if kind == "ecg":
+        return {name: (lo, min(hi, nyquist)) for name, (lo, hi) in ECG_BANDS.items()
+                if lo < nyquist}
+    if kind != "generic":
+        raise ValueError(f"spectral: unknown signal kind {kind!r}; valid choices: ecg, generic")
+    edges = [f * nyquist for f in NYQUIST_OCTAVES]
+    return {f"{lo:.3g}-{hi:.3g}Hz": (lo, hi) for lo, hi in itertools.pairwise(edges)}
 
 
 def welch_psd(
@@ -58,6 +81,8 @@ def band_powers(
     out: dict[str, np.ndarray | None] = {}
     for name, (lo, hi) in bands.items():
         mask = (freqs >= lo) & (freqs < hi)
+        if hi >= freqs[-1]:  # the top band includes the Nyquist bin
+            mask |= freqs == freqs[-1]
         out[name] = np.trapezoid(psd[..., mask], freqs[mask], axis=-1) if mask.sum() > 1 else None
     return out
 

@@ -167,7 +167,7 @@ def validate_metrics(
     train: np.ndarray, holdout: np.ndarray, *, sampling_rate: float,
     pool: np.ndarray | None = None, train_subset: int | None = None, repeats: int = 10,
     n: int = 500, config: EvalConfig | None = None, seed: int = 0, progress: bool = True,
-    source: str = "arrays",
+    source: str = "arrays", signal_kind: str = "generic",
 ) -> dict[str, Any]:
     """Separation of the floor from every reference, per metric, with t-intervals over `repeats`
     fresh draws (see the module docstring). With `train_subset`, each repeat trains on a random
@@ -191,7 +191,7 @@ def validate_metrics(
         tr, po = (train, pool) if train_subset is None else \
             _split(train, train_subset, np.random.default_rng([seed, r]))
         ctx = prepare(tr, holdout, n=n, sampling_rate=sampling_rate, pool=po,
-                      config=replace(base, seed=rs))
+                      config=replace(base, seed=rs), signal_kind=signal_kind)
         for key, by_ref in context_values(ctx).items():
             slot = values.setdefault(key, {})
             for ref, v in by_ref.items():
@@ -215,6 +215,7 @@ def validate_metrics(
             "n_requested": n, "n_compared": meta_ctx["n_compared"],
             "n_train_per_repeat": meta_ctx["n_train"], "n_target": meta_ctx["n_target"],
             "n_floor_pool": meta_ctx["n_floor_pool"], "real_split": meta_ctx["real_split"],
+            "signal_kind": signal_kind, "bands": meta_ctx["bands"],
             "repeats": repeats, "seed": seed, "repeat_seeds": seeds, "confidence": CONFIDENCE,
             "references": references, "not_validated": not_validated,
             "config": {**base.to_dict(), "seed": "per repeat: repeat_seeds"},
@@ -230,6 +231,7 @@ def validate_stores(
     """`validate_metrics` on sigdiff stores (their sampling rates must agree); writes the
     outputs of `write_validation` under `out_dir`. `options` go to `validate_metrics`."""
     from ..data.store import read_store
+    from .spectral import signal_kind
 
     paths = [os.fspath(p) for p in (train, holdout, *([pool] if pool is not None else []))]
     loaded = [read_store(p) for p in paths]
@@ -239,7 +241,8 @@ def validate_stores(
     arrays = [x for x, _ in loaded]
     result = validate_metrics(arrays[0], arrays[1], pool=arrays[2] if pool is not None else None,
                               sampling_rate=rates[paths[0]],
-                              source=source or ", ".join(paths), **options)
+                              source=source or ", ".join(paths),
+                              signal_kind=signal_kind(loaded[0][1]), **options)
     write_validation(result, out_dir)
     return result
 
