@@ -74,6 +74,8 @@ class EvalSpec:
     n_samples: int = 500
     sampler: str = "dpmpp_2m"
     sampler_steps: int = 25
+    #: σ grid of the evaluation sampler (`sigdiff.generate.GRIDS`); every grid ends at σ = 0
+    grid: str = "trailing"
     sample_seed: int = 1234
     use_ema: bool = True
     #: Explicit evaluation steps (dense early, so no equal-alignment crossing is censored);
@@ -82,10 +84,18 @@ class EvalSpec:
     metrics: Any = None  # EvalConfig; a mapping from TOML is validated into one
 
     def __post_init__(self) -> None:
+        from sigdiff.generate import GRIDS
         from sigdiff.metrics.evaluate import EvalConfig, eval_config_from_dict
+        from sigdiff.samplers import SAMPLERS
 
         if self.n_samples < 3 or self.sampler_steps < 1:
             raise SweepError("[eval] n_samples must be >= 3 and sampler_steps >= 1")
+        if self.grid not in GRIDS:
+            raise SweepError(f"[eval] unknown grid {self.grid!r}; valid choices: "
+                             f"{', '.join(GRIDS)}")
+        if self.sampler not in SAMPLERS:
+            raise SweepError(f"[eval] unknown sampler {self.sampler!r}; valid choices: "
+                             f"{', '.join(sorted(SAMPLERS))}")
         if self.checkpoints is not None:
             steps = tuple(self.checkpoints)
             if not steps or any(not isinstance(s, int) or s < 1 for s in steps):
@@ -102,8 +112,8 @@ class EvalSpec:
     def sampling(self) -> dict[str, Any]:
         """What determines the samples of a checkpoint (saved beside them)."""
         return {"n_samples": self.n_samples, "sampler": self.sampler,
-                "sampler_steps": self.sampler_steps, "sample_seed": self.sample_seed,
-                "use_ema": self.use_ema}
+                "sampler_steps": self.sampler_steps, "grid": self.grid,
+                "sample_seed": self.sample_seed, "use_ema": self.use_ema}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (what `--dry-run` prints)."""
@@ -298,7 +308,7 @@ def checkpoint_samples(ckpt: Path, path: Path | None, spec: EvalSpec) -> np.ndar
         return np.asarray(np.load(path))
     model = load_model(ckpt, use_ema=spec.use_ema)
     x = generate(model, n=spec.n_samples, seed=spec.sample_seed, sampler=spec.sampler,
-                 steps=spec.sampler_steps, progress=False)
+                 steps=spec.sampler_steps, grid=spec.grid, progress=False)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npy")
@@ -447,7 +457,7 @@ def _check_sampling(folder: Path, spec: EvalSpec) -> None:
     """Saved samples are only reused under the sampling settings that drew them."""
     path = folder / "sampling.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = {"grid": "trailing", **json.loads(path.read_text())}  # before grids: trailing
         if saved != spec.sampling():
             raise SweepError(f"{folder} holds samples drawn with {saved}, not {spec.sampling()}; "
                              "use another --out directory (nothing was overwritten)")
@@ -623,7 +633,7 @@ def describe(sweep: SweepConfig) -> str:
     ckpts = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
     lines = [f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {steps} training steps, "
              f"{ckpts} checkpoint evaluations of {sweep.eval.n_samples} samples "
-             f"({sweep.eval.sampler} × {sweep.eval.sampler_steps})",
+             f"({sweep.eval.sampler} × {sweep.eval.sampler_steps}, {sweep.eval.grid} grid)",
              f"train data {sweep.train_path}; holdout {sweep.holdout_path}"]
     lines += [f"  {c.id}: timesteps={json.dumps(config_to_dict(c.config)['timesteps'])} "
               f"weighting={json.dumps(config_to_dict(c.config)['weighting'])} "

@@ -114,6 +114,9 @@ def test_grid_expands_arms_sizes_seeds(tmp_path: Path, stores: tuple[Path, Path]
     (lambda r: r.update(seeds=[]), "seeds must be"),
     (lambda r: r.update(train_subsets=[1]), "train_subsets"),
     (lambda r: r["eval"].update(bogus=1), "[eval]"),
+    (lambda r: r["eval"].update(grid="sideways"), "unknown grid 'sideways'"),
+    (lambda r: r["eval"].update(sampler="rk45"), "unknown sampler 'rk45'"),
+    (lambda r: r["eval"].update(metrics={"lowpas": 0.2}), "unknown key(s) 'lowpas'"),
     (lambda r: r.pop("data"), "[data] needs"),
 ])
 def test_config_errors_name_the_problem(stores: tuple[Path, Path], edit: Any, message: str) -> None:
