@@ -14,20 +14,18 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ECG = Path("/work/shared/data/ecg5000/ECG5000_TRAIN.txt")
 PRDC_N = 10_000  # prdc builds dense N×N matrices: run it at this size (real and fake)
 
 
 def make_data(n_gen: int, n_train: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from sigdiff.datasets import load_dataset
+
     rng = np.random.default_rng(seed)
-    if ECG.exists():
-        beats = np.loadtxt(ECG)[:, 1:]
-    else:
-        beats = np.cumsum(rng.normal(size=(500, 140)), axis=1) / 10
+    beats = load_dataset("ecg5000").signals[:, 0].astype(np.float64)  # the embedded beats
+
     def draw(n: int) -> np.ndarray:
         base = beats[rng.integers(0, len(beats), n)]
         return (base + 0.1 * rng.normal(size=base.shape)).astype(np.float32)

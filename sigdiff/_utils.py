@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,3 +42,18 @@ def unknown_keys(cls: type[Any], values: Mapping[str, Any], *, where: str) -> st
         return None
     return (f"unknown key(s) {', '.join(map(repr, unknown))} in [{where}]; "
             f"valid keys: {', '.join(sorted(names))}")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace `path` by `text` in one rename: a kill leaves the old or the new file, never a
+    mix (a uniquely named temp beside it, flushed to disk first, removed on failure)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

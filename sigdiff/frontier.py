@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from sigdiff.stats import CONFIDENCE, t_interval
 
 __all__ = [
     "AUF_COLUMNS",
@@ -42,6 +43,7 @@ __all__ = [
     "STATUSES",
     "Crossing",
     "area_under_frontier",
+    "auf_from_crossings",
     "crossing",
     "equal_alignment",
     "level_grid",
@@ -54,7 +56,6 @@ Status = Literal["reached", "at_first", "never"]
 STATUSES: tuple[Status, ...] = ("reached", "at_first", "never")
 #: statuses whose memorization value is usable in a comparison (at_first is an upper bound)
 _USABLE: tuple[Status, ...] = ("reached", "at_first")
-CONFIDENCE = 0.95
 #: AUF of a level the run never reaches: as bad as a model that copies its training set
 NEVER_VALUE = 1.0
 
@@ -197,29 +198,11 @@ def equal_alignment(
 
 
 # ----------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class _Estimate:
-    """Mean, Student-t interval (ddof 1) and standard error over n values; nan where undefined."""
-
-    mean: float
-    low: float
-    high: float
-    se: float
-    n: int
-
-    @classmethod
-    def of(cls, values: np.ndarray, confidence: float) -> _Estimate:
-        n = len(values)
-        mean = float(np.mean(values)) if n else math.nan
-        if n < 2:
-            return cls(mean, math.nan, math.nan, math.nan, n)
-        se = float(np.std(values, ddof=1) / math.sqrt(n))
-        half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * se
-        return cls(mean, mean - half, mean + half, se, n)
-
-    def columns(self, prefix: str = "") -> dict[str, float | int]:
-        return {f"{prefix}n": self.n, f"{prefix}mean": self.mean, f"{prefix}low": self.low,
-                f"{prefix}high": self.high, f"{prefix}se": self.se}
+def _columns(values: np.ndarray, confidence: float, prefix: str = "") -> dict[str, float | int]:
+    """n, mean, Student-t interval (ddof 1) and SE of `values` as prefixed columns."""
+    iv = t_interval(values, confidence=confidence)
+    return {f"{prefix}n": iv.n, f"{prefix}mean": iv.mean, f"{prefix}low": iv.low,
+            f"{prefix}high": iv.high, f"{prefix}se": iv.se}
 
 
 def _check_confidence(confidence: float) -> None:
@@ -245,7 +228,7 @@ def _paired_level(arm: pd.DataFrame, base: pd.DataFrame, confidence: float) -> d
     diff = (arm.loc[seeds, "y"] - base.loc[seeds, "y"]).to_numpy(dtype=np.float64)
     censored = (arm.loc[seeds, "status"] == "at_first") | (base.loc[seeds, "status"] == "at_first")
     return {
-        **_Estimate.of(diff, confidence).columns(),
+        **_columns(diff, confidence),
         "arm_y": float(arm.loc[seeds, "y"].mean()) if len(seeds) else math.nan,
         "base_y": float(base.loc[seeds, "y"].mean()) if len(seeds) else math.nan,
         "n_censored_pairs": int(censored.sum()),
@@ -304,12 +287,27 @@ def area_under_frontier(
     run never reaches counts ``never_value``; an ``at_first`` level counts its upper bound.
     Columns ``AUF_COLUMNS``: ``n_never``/``n_at_first`` count those levels out of ``n_levels``.
     """
+    lv = _auf_levels(levels, never_value)
+    return auf_from_crossings(equal_alignment(df, x_key=x_key, y_key=y_key, levels=lv),
+                              levels=lv, never_value=never_value)
+
+
+def _auf_levels(levels: Sequence[float] | np.ndarray, never_value: float) -> np.ndarray:
     lv = _levels(levels)
     if lv.size < 2 or (np.diff(lv) <= 0).any():
         raise ValueError(f"AUF needs ≥ 2 strictly increasing levels, got {lv.tolist()}")
     if not math.isfinite(never_value):
         raise ValueError(f"never_value must be finite, got {never_value!r}")
-    cross = equal_alignment(df, x_key=x_key, y_key=y_key, levels=lv)
+    return lv
+
+
+def auf_from_crossings(
+    cross: pd.DataFrame, *, levels: Sequence[float] | np.ndarray,
+    never_value: float = NEVER_VALUE,
+) -> pd.DataFrame:
+    """`area_under_frontier` from crossings already computed by `equal_alignment` at `levels`
+    (so a caller that also tabulates them does not compute them twice)."""
+    lv = _auf_levels(levels, never_value)
     rows = []
     for (arm, seed), run in cross.groupby(["arm", "seed"], sort=False):
         never = (run["status"] == "never").to_numpy()
@@ -339,9 +337,9 @@ def summarize_auf(
         diff = (g.loc[seeds, "auf"] - base.loc[seeds]).to_numpy(dtype=np.float64)
         if arm == baseline:  # no comparison with itself
             diff = diff[:0]
-        rows.append({"arm": arm, **_Estimate.of(g["auf"].to_numpy(np.float64), confidence).columns(),
+        rows.append({"arm": arm, **_columns(g["auf"].to_numpy(np.float64), confidence),
                      "runs_with_never": int((g["n_never"] > 0).sum()),
-                     **_Estimate.of(diff, confidence).columns("diff_")})
+                     **_columns(diff, confidence, "diff_")})
     return pd.DataFrame(rows, columns=list(AUF_SUMMARY_COLUMNS))
 
 

@@ -23,21 +23,18 @@ seed = same training subset and sample noise).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sigdiff import frontier
+from sigdiff.stats import Interval, t_interval
 
 __all__ = ["LEVELS", "Interval", "ReportError", "headline_tables", "t_interval", "write_report"]
 
-CONFIDENCE = 0.95
 MEM = "memorization.memorized_fraction"
 MEM_LP = "memorization.memorized_fraction_lowpass"
 GATE = "gate.score"
@@ -82,47 +79,6 @@ LARGE_T = 0.6
 
 class ReportError(ValueError):
     """The results directory is missing or holds no rows."""
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Mean and two-sided Student-t confidence interval over n values (nan bounds when n < 2)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    @property
-    def se(self) -> float:
-        if self.n < 2:
-            return float("nan")
-        return (self.high - self.mean) / float(stats.t.ppf((1 + CONFIDENCE) / 2, self.n - 1))
-
-    def fmt(self, digits: int = 3) -> str:
-        if self.n == 0 or math.isnan(self.mean):
-            return "n/a"
-        if self.n < 2:
-            return f"{self.mean:.{digits}g} (n=1)"
-        return f"{self.mean:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
-
-    @property
-    def excludes_zero(self) -> bool:
-        return self.n >= 2 and (self.low > 0 or self.high < 0)
-
-
-def t_interval(values: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE) -> Interval:
-    """mean ± t_{(1+c)/2, n-1} · s/√n over the finite values (s: sample std, ddof 1)."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return Interval(float("nan"), float("nan"), float("nan"), 0)
-    mean = float(x.mean())
-    if n < 2:
-        return Interval(mean, float("nan"), float("nan"), 1)
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -260,17 +216,31 @@ def _status(row: Mapping[str, Any], prefix: str) -> str:
     return (f"{row[prefix + '_reached']}/{row[prefix + '_at_first']}/{row[prefix + '_never']}")
 
 
-def frontier_tables(d: pd.DataFrame, base: str, *, x_key: str, levels: Sequence[float]
-                    ) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """Memorization (raw and low-passed) at equal alignment, paired by seed, and the AUF."""
+@dataclass(frozen=True)
+class Frontier:
+    """One alignment axis's frontier: crossings per memorization figure (raw and low-passed),
+    the per-run AUF and its per-arm summary."""
+
+    crossings: dict[str, pd.DataFrame]
+    runs: dict[str, pd.DataFrame]
+    auf: dict[str, pd.DataFrame]
+
+
+def frontier_on(d: pd.DataFrame, base: str, *, x_key: str, levels: Sequence[float]) -> Frontier:
+    """Crossings, AUF per run and per arm, for raw and low-passed memorization."""
+    cross = {y: frontier.equal_alignment(d, x_key=x_key, y_key=y, levels=levels)
+             for y in (MEM, MEM_LP)}
+    runs = {y: frontier.auf_from_crossings(c, levels=levels) for y, c in cross.items()}
+    auf = {y: frontier.summarize_auf(r, baseline=base) for y, r in runs.items()}
+    return Frontier(cross, runs, auf)
+
+
+def equal_alignment_table(f: Frontier, base: str) -> str:
+    """Memorization (raw and low-passed) at equal alignment, paired by seed, with statuses."""
     header = ["level", "arm", "seeds reached / at first ckpt / never (arm; base)",
               "Δ memorized fraction (paired)", "Δ low-passed (paired)", "arm mem.", "base mem."]
     rows: list[list[str]] = []
-    paired = {}
-    for y_key in (MEM, MEM_LP):
-        cross = frontier.equal_alignment(d, x_key=x_key, y_key=y_key, levels=levels)
-        paired[y_key] = frontier.paired_at_levels(cross, baseline=base)
-    raw, lp = paired[MEM], paired[MEM_LP]
+    raw, lp = (frontier.paired_at_levels(f.crossings[y], baseline=base) for y in (MEM, MEM_LP))
     for (_, r), (_, q) in zip(raw.iterrows(), lp.iterrows()):
         d_raw = Interval(r["mean"], r["low"], r["high"], int(r["n"]))
         d_lp = Interval(q["mean"], q["low"], q["high"], int(q["n"]))
@@ -279,9 +249,7 @@ def frontier_tables(d: pd.DataFrame, base: str, *, x_key: str, levels: Sequence[
                      d_raw.fmt() + (f" ({int(r['n_censored_pairs'])} censored)"
                                     if r["n_censored_pairs"] else ""),
                      d_lp.fmt(), f"{r['arm_y']:.3g}", f"{r['base_y']:.3g}"])
-    aufs = {y: frontier.summarize_auf(frontier.area_under_frontier(
-        d, x_key=x_key, y_key=y, levels=levels), baseline=base) for y in (MEM, MEM_LP)}
-    return _md_table(header, rows), aufs[MEM], aufs[MEM_LP]
+    return _md_table(header, rows)
 
 
 def auf_table(auf: pd.DataFrame, auf_lp: pd.DataFrame) -> str:
@@ -420,7 +388,7 @@ def _n(n: int) -> str:
 
 # ----------------------------------------------------------------------------- verdict
 def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float]],
-            auf: pd.DataFrame, auf_lp: pd.DataFrame, flags: Mapping[str, bool]) -> str:
+            gate: Frontier, flags: Mapping[str, bool]) -> str:
     """Plain-language verdict on "emphasis on the later denoising steps (small t) reduces
     memorization and improves alignment", read off the frontier (memorization at equal
     alignment, AUF, paired by seed), beside the paper's own metric."""
@@ -428,17 +396,17 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         return summary.get(arm, {}).get("mean_u", 0.5)
 
     lines = []
-    runs = frontier.area_under_frontier(d, x_key=GATE, y_key=MEM, levels=LEVELS)
+    runs = gate.runs[MEM]
     never_by = runs.groupby("arm")["n_never"].sum()
     level_count = runs.groupby("arm")["n_levels"].sum()
-    auf_by = auf.set_index("arm")
-    lp_by = auf_lp.set_index("arm")
+    auf_by = gate.auf[MEM].set_index("arm")
+    lp_by = gate.auf[MEM_LP].set_index("arm")
     outcome: dict[str, int] = {}
     for arm in [a for a in _arms(d) if a != base]:
         a, b = auf_by.loc[arm], lp_by.loc[arm]
         da = Interval(a["diff_mean"], a["diff_low"], a["diff_high"], int(a["diff_n"]))
         db = Interval(b["diff_mean"], b["diff_low"], b["diff_high"], int(b["diff_n"]))
-        gate = _paired(_final(d, arm, GATE), _final(d, base, GATE))
+        d_gate = _paired(_final(d, arm, GATE), _final(d, base, GATE))
         paper = _paired(_final(d, arm, "alignment_vs_train.pca_js"),
                         _final(d, base, "alignment_vs_train.pca_js"))
         never, total = int(never_by.loc[arm].sum()), int(level_count.loc[arm].sum())
@@ -446,7 +414,7 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
                      f"{db.fmt()} low-passed ({_direction(da)}; {never} of {total} "
                      "seed × level pairs never reached, counted as 1); max memorized fraction "
                      f"over training {_max_ci(d, arm, MEM).fmt()} (baseline "
-                     f"{_max_ci(d, base, MEM).fmt()}); Δ final gate score {gate.fmt()}; Δ final "
+                     f"{_max_ci(d, base, MEM).fmt()}); Δ final gate score {d_gate.fmt()}; Δ final "
                      f"PCA-JS vs train (the paper's metric) {paper.fmt()}.")
         outcome[arm] = _sign(da) if _sign(da) == _sign(db) else 0
     small = [a for a in outcome if where(a) < SMALL_T]
@@ -553,7 +521,7 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
     check_md, flags = metric_check(d)
     plot_over_steps(d, n, out / f"over_steps_n{tag}.png")
     levels = list(LEVELS)
-    eq_md, auf, auf_lp = frontier_tables(d, base, x_key=GATE, levels=levels)
+    gate = frontier_on(d, base, x_key=GATE, levels=levels)
     for y_key, name in ((MEM, "raw"), (MEM_LP, "lowpass")):
         frontier.plot_frontier(d, x_key=GATE, y_key=y_key, levels=levels, x_log=True,
                                path=out / f"frontier_{name}_n{tag}.png",
@@ -565,12 +533,13 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
     for key, label in AXES.items():
         if key == GATE or key not in d or d[key].isna().all():
             continue
-        _, a, b = frontier_tables(d, base, x_key=key, levels=list(SINGLE_LEVELS))
+        axis = frontier_on(d, base, x_key=key, levels=list(SINGLE_LEVELS))
         per_axis += [f"#### Frontier on {label} alone (levels {SINGLE_LEVELS[0]:g} to "
-                     f"{SINGLE_LEVELS[-1]:g})", "", auf_table(a, b), ""]
+                     f"{SINGLE_LEVELS[-1]:g})", "", auf_table(axis.auf[MEM], axis.auf[MEM_LP]),
+                     ""]
     stop = stopping_table(d, sweep, base)
     section = [f"## Training-set size {tag}", "", "### Verdict", "",
-               verdict(d, base, summary, auf, auf_lp, flags), "",
+               verdict(d, base, summary, gate, flags), "",
                "### Do the metrics tell real from copied and corrupted data here?", "",
                "Signed separation from the real-data floor, per seed's references "
                "(positive = the floor scores better, as it must), mean [95% t-interval]. "
@@ -585,11 +554,13 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
                f"![](over_steps_n{tag}.png)", "",
                "### The frontier: memorization against alignment over training", "",
                f"![](frontier_raw_n{tag}.png)", "", f"![](frontier_lowpass_n{tag}.png)", "",
-               "#### Area under the frontier (joint gate)", "", auf_table(auf, auf_lp), "",
+               "#### Area under the frontier (joint gate)", "",
+               auf_table(gate.auf[MEM], gate.auf[MEM_LP]), "",
                "#### Memorization at equal alignment (joint gate; first crossing, interpolated)",
                "", "Status counts: seeds that reached the level between two checkpoints / "
                "already at the first checkpoint (left-censored: the value is an upper bound) / "
-               "never. Δ uses the seeds where both arms reached it.", "", eq_md, "",
+               "never. Δ uses the seeds where both arms reached it.", "",
+               equal_alignment_table(gate, base), "",
                *per_axis]
     if stop:
         section += ["### Early stopping: a checkpoint is not a stopped run", "",

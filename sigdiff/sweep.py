@@ -18,6 +18,7 @@ one (except wall-time columns).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import time
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sigdiff._faults import kill_point
+from sigdiff._utils import atomic_write_text
 from sigdiff.config import ConfigError, TrainConfig, config_to_dict, load_config, merge_dicts
 
 __all__ = [
@@ -436,7 +438,7 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         current = target
         if evaluate_pending(time.perf_counter() - t0):
             return rows
-    _atomic_write(cell_dir / "done.json", json.dumps({"cell": cell.id, "steps": current}))
+    atomic_write_text(cell_dir / "done.json", json.dumps({"cell": cell.id, "steps": current}))
     return rows
 
 
@@ -463,7 +465,7 @@ def _check_sampling(folder: Path, spec: EvalSpec) -> None:
                              "use another --out directory (nothing was overwritten)")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(spec.sampling()))
+    atomic_write_text(path, json.dumps(spec.sampling()))
 
 
 def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
@@ -491,14 +493,7 @@ def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
 
 
 def _rewrite_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    _atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write a small file so that a kill leaves either the old or the new content."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -508,15 +503,12 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     for cell in sweep.cells:
         rows += sorted(_read_rows(out_dir / "cells" / cell.id / "rows.jsonl"),
                        key=lambda r: r["step"])
-    tmp = out_dir / "results.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(out_dir / "results.jsonl")
-    tmp = out_dir / "results.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=_csv_fields(rows), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out_dir / "results.csv")
+    atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=_csv_fields(rows), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "results.csv", table.getvalue())
     return rows
 
 
@@ -548,7 +540,7 @@ def _check_out_dir(sweep: SweepConfig, out_dir: Path) -> None:
         if changed:
             raise SweepError(f"{out_dir} holds a sweep whose cells {changed[:3]} have a different "
                              "config; use another --out directory (nothing was overwritten)")
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
 
 
 def _run_cell_worker(cell: Cell, sweep: SweepConfig, out_dir: str, queue: Any) -> str:
@@ -593,7 +585,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
             n_done = len(sweep.cells)
         bar.close()
         rows = _write_results(sweep, out_dir)
-        _atomic_write(out_dir / "sweep_time.json", json.dumps(
+        atomic_write_text(out_dir / "sweep_time.json", json.dumps(
             {"last_invocation_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
              "cells_run": len(pending)}))
         return rows

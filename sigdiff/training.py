@@ -17,7 +17,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
-from sigdiff._utils import append_dims
+from sigdiff._utils import append_dims, atomic_write_text
 from sigdiff.checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
@@ -330,19 +329,6 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig
     return cfg
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one rename: a kill leaves the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _trim_log(path: Path, step: int) -> None:
     """Drop log rows after ``step`` (logged after the checkpoint a run restarts from, so they
     would be logged twice) and any line a kill cut short."""
@@ -358,7 +344,7 @@ def _trim_log(path: Path, step: int) -> None:
         if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
             kept.append(line + "\n")
     if "".join(kept) != text:
-        _write_atomic(path, "".join(kept))
+        atomic_write_text(path, "".join(kept))
 
 
 def _open_run_dir(cfg: TrainConfig, run_dir: Path, *, step: int, fresh: bool) -> None:
@@ -370,7 +356,7 @@ def _open_run_dir(cfg: TrainConfig, run_dir: Path, *, step: int, fresh: bool) ->
         if tmp.is_file():
             tmp.unlink()
     if fresh:
-        _write_atomic(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
+        atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
     _trim_log(run_dir / LOG_NAME, step)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._utils import choice_error, unknown_keys
+from .._utils import atomic_write_text, choice_error, unknown_keys
 from ._checks import as_signals, check_k, check_same_layout, is_image
 from .alignment import (
     MMD_PERMUTATIONS,
@@ -238,7 +238,9 @@ def prepare(
     bar = tqdm(refs.items(), desc="references", disable=not progress, total=len(refs))
     for name, x in bar:
         bar.set_postfix_str(name)
-        ctx.reference_results[name] = _measure(ctx, x, x, name=name, with_extras=name == "floor")
+        ratios = (floor_ratio, floor_lp) if name == "floor" else None  # measured just above
+        ctx.reference_results[name] = _measure(ctx, x, x, name=name, with_extras=name == "floor",
+                                               ratios=ratios)
         ctx.gate_references[name] = measure_gate(
             target, x, metrics=gate_metrics, sampling_rate=sampling_rate,
             draws=cfg.gate.draws, seed=cfg.seed)
@@ -247,12 +249,15 @@ def prepare(
 
 # ----------------------------------------------------------------------------- measuring a set
 def _measure(ctx: EvalContext, full: np.ndarray, compared: np.ndarray, *, name: str,
-             with_extras: bool) -> dict[str, Any]:
-    """Every figure of one set: memorization on `full`, alignment on `compared` (n records)."""
+             with_extras: bool,
+             ratios: tuple[NeighborRatio, NeighborRatio] | None = None) -> dict[str, Any]:
+    """Every figure of one set: memorization on `full` (its raw and low-passed nearest-neighbour
+    ratios, unless already measured: `ratios`), alignment on `compared` (n records)."""
     cfg = ctx.config
-    nr = neighbor_ratio(full, ctx.train, threshold=cfg.threshold, name=name, device=cfg.device)
-    lp = neighbor_ratio(lowpass(full, cfg.lowpass), ctx.train_lowpass, threshold=cfg.threshold,
-                        name=name, device=cfg.device)
+    nr, lp = ratios or (
+        neighbor_ratio(full, ctx.train, threshold=cfg.threshold, name=name, device=cfg.device),
+        neighbor_ratio(lowpass(full, cfg.lowpass), ctx.train_lowpass, threshold=cfg.threshold,
+                       name=name, device=cfg.device))
     dcr = dcr_comparison(nr.d1, ctx.floor_ratio.d1)
     dcr_lp = dcr_comparison(lp.d1, ctx.floor_ratio_lowpass.d1)
     memo = {"memorized_fraction": nr.fraction, "memorized_fraction_lowpass": lp.fraction,
@@ -279,6 +284,12 @@ def _measure(ctx: EvalContext, full: np.ndarray, compared: np.ndarray, *, name: 
 def evaluate_with(ctx: EvalContext, samples: np.ndarray, *, name: str = "samples",
                   progress: bool = False) -> dict[str, Any]:
     """The full report of one generated set against a prepared context."""
+    return _evaluate(ctx, samples, name=name, progress=progress)[0]
+
+
+def _evaluate(ctx: EvalContext, samples: np.ndarray, *, name: str, progress: bool
+              ) -> tuple[dict[str, Any], NeighborRatio]:
+    """The report and the generated set's nearest-neighbour ratios (reused by the plots)."""
     sa = as_signals(samples, name=name, metric="evaluate")
     check_same_layout(ctx.train, sa, names=("train", name), metric="evaluate")
     check_k(ctx.config.k, min(len(sa), ctx.n), name=name, metric="evaluate (PRDC)",
@@ -308,11 +319,10 @@ def evaluate_with(ctx: EvalContext, samples: np.ndarray, *, name: str = "samples
         "threshold": ctx.config.threshold, "lowpass_fraction": ctx.config.lowpass,
         "dcr": gen["_dcr"], "most_copied": most_copied(gen["_ratio"].nearest,
                                                        gen["_ratio"].memorized)}
-    gate = gate_scores(gate_gen, ctx.gate_references, spec=ctx.config.gate)
-    gate["n"] = len(compared)
-    report["gate"] = gate
+    report["gate"] = gate_scores(gate_gen, ctx.gate_references, spec=ctx.config.gate,
+                                 n=len(compared))
     report["ranking"] = ranking(report, list(ctx.references))
-    return report
+    return report, gen["_ratio"]
 
 
 def ranking(report: Mapping[str, Any], references: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -357,10 +367,10 @@ def evaluate(
     check_k(cfg.k, len(sa), name=names[2], metric="evaluate (PRDC)", self_excluded=True)
     ctx = prepare(train, holdout, n=len(sa), sampling_rate=sampling_rate, pool=pool, config=cfg,
                   progress=progress, names=names[:2], signal_kind=signal_kind)
-    report = evaluate_with(ctx, sa, name=names[2], progress=progress)
+    report, ratio = _evaluate(ctx, sa, name=names[2], progress=progress)
     report["meta"]["stores"] = dict(zip(("train", "holdout", "samples"), names))
     if out_dir is not None:
-        write_outputs(report, Path(out_dir), ctx=ctx, samples=sa)
+        write_outputs(report, Path(out_dir), ctx=ctx, samples=sa, ratio=ratio)
     return report
 
 
@@ -489,14 +499,12 @@ def _fmt(v: Any) -> str:
 
 
 def write_outputs(report: Mapping[str, Any], out: Path, *, ctx: EvalContext,
-                  samples: np.ndarray) -> None:
+                  samples: np.ndarray, ratio: NeighborRatio) -> None:
     """metrics.json, metrics.md and the PNGs under `out` (for images: sample grids instead of
     spectra). Written into a temporary folder first, then moved into place."""
     from . import plots
 
     out.mkdir(parents=True, exist_ok=True)
-    ratio = neighbor_ratio(samples, ctx.train, threshold=ctx.config.threshold,
-                           device=ctx.config.device)
     sets = {"train": ctx.train, "holdout": ctx.target, "generated": samples}
     if ctx.images:
         plots.plot_image_grids(sets, ratio, out)
@@ -507,14 +515,8 @@ def write_outputs(report: Mapping[str, Any], out: Path, *, ctx: EvalContext,
                            sampling_rate=ctx.sampling_rate)
     plots.plot_pca(sets, out / "pca_scatter.png", pca=ctx.pca)
     plots.plot_dcr(ratio, ctx.floor_ratio, out / "dcr_histogram.png")
-    _atomic_write(out / "metrics.md", markdown_table(report))
-    _atomic_write(out / "metrics.json", json.dumps(report, indent=2, default=_json_default))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(out / "metrics.md", markdown_table(report))
+    atomic_write_text(out / "metrics.json", json.dumps(report, indent=2, default=_json_default))
 
 
 def _json_default(v: Any) -> Any:

@@ -129,9 +129,11 @@ def measure_gate(
 
 def gate_scores(
     generated: GateMeasure, references: Mapping[str, GateMeasure], *, spec: GateSpec,
+    n: int | None = None,
 ) -> dict[str, object]:
     """The gate block of a report: per metric its raw values, 0–1 score and SE, whether it can
-    separate its floor from its anchor here, and the joint score (max over usable metrics)."""
+    separate its floor from its anchor here, and the joint score (max over usable metrics);
+    `n` is the number of compared records, reported with the score."""
     floor = references["floor"]
     per: dict[str, dict[str, object]] = {}
     joint_draws = []
@@ -155,4 +157,4 @@ def gate_scores(
     se = float(np.max(joint_draws, axis=0).std()) if joint_draws else float("nan")
     return {"score": joint, "se": se, "level": spec.level,
             "passes": bool(joint <= spec.level) if usable_scores else None,
-            "metrics": per, "n": None}
+            "metrics": per, "n": n}

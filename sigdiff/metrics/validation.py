@@ -34,16 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from tqdm.auto import tqdm
 
+from .._utils import atomic_write_text
+from ..stats import CONFIDENCE
+from ..stats import t_interval as shared_t_interval
 from .evaluate import DIRECTION, REWARDS_COPYING, SECTIONS, EvalConfig, EvalContext, prepare
 from .references import DESCRIPTIONS
 
 __all__ = ["judge_metric", "t_interval", "validate_metrics", "validate_stores",
            "validation_table", "write_validation"]
 
-CONFIDENCE = 0.95
 GATE_SECTION = "gate"
 MEMORIZATION_SECTION = "memorization"
 #: |t| at which the heatmap's colours saturate (a zero-SE separation has t = ±∞).
@@ -55,18 +56,15 @@ Draws = Mapping[str, Sequence[float | None]]  # reference (floor included) → v
 
 # ----------------------------------------------------------------------------- statistics
 def t_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean, Student-t interval of the mean (ddof = 1), standard error, n and t = mean / SE.
-    The interval is None with fewer than 2 values."""
-    x = np.asarray(values, dtype=np.float64)
-    n = len(x)
-    mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return {"mean": mean if n else None, "low": None, "high": None, "se": None, "n": n,
-                "t": None}
-    se = float(x.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
-    t = mean / se if se > 0 else (math.copysign(math.inf, mean) if mean else 0.0)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "se": se, "n": n, "t": t}
+    """`sigdiff.stats.t_interval` as JSON-ready values: mean, interval of the mean (ddof = 1),
+    standard error, n and t = mean / SE; None where undefined (fewer than 2 values)."""
+    iv = shared_t_interval(values, confidence=confidence)
+    if iv.n < 2:
+        return {"mean": iv.mean if iv.n else None, "low": None, "high": None, "se": None,
+                "n": iv.n, "t": None}
+    se = iv.se
+    t = iv.mean / se if se > 0 else (math.copysign(math.inf, iv.mean) if iv.mean else 0.0)
+    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "se": se, "n": iv.n, "t": t}
 
 
 def signed_separation(floor: float, ref: float, direction: str) -> float:
@@ -344,12 +342,6 @@ def plot_validation(result: Mapping[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _json_safe(v: Any) -> Any:
     """NaN and ±∞ as null, numpy scalars as Python numbers: strict JSON."""
     if isinstance(v, Mapping):
@@ -368,8 +360,8 @@ def write_validation(result: Mapping[str, Any], out_dir: str | os.PathLike[str])
     temporary file, then renamed); returns the Markdown path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "validation.json",
+    atomic_write_text(out / "validation.json",
                   json.dumps(_json_safe(result), indent=2, allow_nan=False))
-    _atomic_write(out / "validation.md", validation_table(result))
+    atomic_write_text(out / "validation.md", validation_table(result))
     plot_validation(result, out / "validation.png")
     return out / "validation.md"
