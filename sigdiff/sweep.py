@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from sigdiff._faults import kill_point
-from sigdiff._utils import atomic_write_text
+from sigdiff._utils import atomic_write_text, unknown_keys
 from sigdiff.config import ConfigError, TrainConfig, config_to_dict, load_config, merge_dicts
 
 __all__ = [
@@ -51,7 +51,8 @@ EVAL_SCHEMA = 2
 #: Leading CSV columns; the CSV then holds every generated, floor and copier figure and the gate
 #: (results.jsonl holds every reference's figures as well).
 META_FIELDS = (
-    "cell", "arm", "train_subset", "seed", "step", "steps", "n_samples", "n_train_records",
+    "cell", "arm", "train_subset", "seed", "step", "sampler", "steps", "n_samples",
+    "n_train_records",
     "n_target", "n_compared", "train_seconds", "eval_seconds", "checkpoint", "timesteps",
     "weighting", "eval_fingerprint",
 )
@@ -66,6 +67,67 @@ class SweepError(ValueError):
 #: The sweep's default metric settings: no permutation p-values (unused by the report) and no
 #: slow extras at every checkpoint; `[eval.metrics]` overrides any EvalConfig field.
 SWEEP_METRICS = {"mmd_permutations": 0, "extras": []}
+
+
+def _check_sampler(where: str, sampler: Any, steps: Any, grid: Any) -> None:
+    from sigdiff.generate import GRIDS
+    from sigdiff.samplers import SAMPLERS
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SweepError(f"{where} sampler_steps must be a positive integer, got {steps!r}")
+    if grid not in GRIDS:
+        raise SweepError(f"{where} unknown grid {grid!r}; valid choices: {', '.join(GRIDS)}")
+    if sampler not in SAMPLERS:
+        raise SweepError(f"{where} unknown sampler {sampler!r}; valid choices: "
+                         f"{', '.join(sorted(SAMPLERS))}")
+
+
+def _check_steps(where: str, steps: Any) -> tuple[int, ...]:
+    if not isinstance(steps, list | tuple) or not steps or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in steps):
+        raise SweepError(f"{where} checkpoints must be a list of positive steps, got {steps!r}")
+    return tuple(sorted(set(steps)))
+
+
+def sampler_label(sampler: str, steps: int, grid: str) -> str:
+    """How rows name the evaluation sampler that drew their samples (`dpmpp_2m-25-trailing`)."""
+    return f"{sampler}-{steps}-{grid}"
+
+
+@dataclass(frozen=True)
+class EvalSampler:
+    """A further evaluation sampler (`[[eval.also]]`): the same checkpoints' models sampled another
+    way (the generation sampler is a memorization knob of its own). It draws `n_samples` with the
+    same seed at its `checkpoints` (default: each cell's final step only, where costly samplers
+    such as ancestral DDPM-1000 are affordable); its rows carry its `sampler` label and stay out
+    of the frontier, which is measured with the primary sampler."""
+
+    sampler: str
+    sampler_steps: int
+    grid: str = "trailing"
+    checkpoints: tuple[int, ...] | None = None
+    #: arm labels this sampler evaluates (default: every arm), for samplers too costly for all
+    arms: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_sampler("[[eval.also]]", self.sampler, self.sampler_steps, self.grid)
+        if self.checkpoints is not None:
+            object.__setattr__(self, "checkpoints",
+                               _check_steps("[[eval.also]]", self.checkpoints))
+        if self.arms is not None:
+            if not isinstance(self.arms, list | tuple) or not self.arms or \
+                    not all(isinstance(a, str) for a in self.arms):
+                raise SweepError(f"[[eval.also]] arms must be a list of arm labels, got "
+                                 f"{self.arms!r}")
+            object.__setattr__(self, "arms", tuple(self.arms))
+
+    @property
+    def label(self) -> str:
+        return sampler_label(self.sampler, self.sampler_steps, self.grid)
+
+    def targets(self, final: int) -> set[int]:
+        """The training steps at which this sampler evaluates a cell that ends at ``final``."""
+        return {s for s in (self.checkpoints or ()) if s <= final} | {final}
 
 
 @dataclass(frozen=True)
@@ -84,26 +146,35 @@ class EvalSpec:
     #: default: every ``checkpoint_every`` steps. Each cell also evaluates its final step.
     checkpoints: tuple[int, ...] | None = None
     metrics: Any = None  # EvalConfig; a mapping from TOML is validated into one
+    #: further evaluation samplers (`[[eval.also]]` tables), e.g. DDIM-100 to t = 0 and DDPM-1000
+    also: tuple[EvalSampler, ...] = ()
 
     def __post_init__(self) -> None:
-        from sigdiff.generate import GRIDS
         from sigdiff.metrics.evaluate import EvalConfig, eval_config_from_dict
-        from sigdiff.samplers import SAMPLERS
 
-        if self.n_samples < 3 or self.sampler_steps < 1:
-            raise SweepError("[eval] n_samples must be >= 3 and sampler_steps >= 1")
-        if self.grid not in GRIDS:
-            raise SweepError(f"[eval] unknown grid {self.grid!r}; valid choices: "
-                             f"{', '.join(GRIDS)}")
-        if self.sampler not in SAMPLERS:
-            raise SweepError(f"[eval] unknown sampler {self.sampler!r}; valid choices: "
-                             f"{', '.join(sorted(SAMPLERS))}")
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or \
+                self.n_samples < 3:
+            raise SweepError(f"[eval] n_samples must be an integer >= 3, got {self.n_samples!r}")
+        _check_sampler("[eval]", self.sampler, self.sampler_steps, self.grid)
         if self.checkpoints is not None:
-            steps = tuple(self.checkpoints)
-            if not steps or any(not isinstance(s, int) or s < 1 for s in steps):
-                raise SweepError(f"[eval] checkpoints must be a list of positive steps, got "
-                                 f"{self.checkpoints!r}")
-            object.__setattr__(self, "checkpoints", tuple(sorted(set(steps))))
+            object.__setattr__(self, "checkpoints", _check_steps("[eval]", self.checkpoints))
+        also = []
+        for entry in self.also or ():
+            if isinstance(entry, Mapping):
+                message = unknown_keys(EvalSampler, entry, where="[eval.also]")
+                if message:
+                    raise SweepError(message)
+                try:
+                    entry = EvalSampler(**entry)
+                except TypeError as exc:
+                    raise SweepError(f"[[eval.also]]: {exc}") from exc
+            if not isinstance(entry, EvalSampler):
+                raise SweepError(f"[[eval.also]] entries must be tables, got {entry!r}")
+            also.append(entry)
+        labels = [self.label, *(e.label for e in also)]
+        if len(set(labels)) != len(labels):
+            raise SweepError(f"[[eval.also]] repeats an evaluation sampler: {labels}")
+        object.__setattr__(self, "also", tuple(also))
         if not isinstance(self.metrics, EvalConfig):
             values = {**SWEEP_METRICS, **dict(self.metrics or {})}
             try:
@@ -111,16 +182,31 @@ class EvalSpec:
             except ValueError as exc:
                 raise SweepError(f"[eval.metrics]: {exc}") from exc
 
-    def sampling(self) -> dict[str, Any]:
-        """What determines the samples of a checkpoint (saved beside them)."""
-        return {"n_samples": self.n_samples, "sampler": self.sampler,
-                "sampler_steps": self.sampler_steps, "grid": self.grid,
+    @property
+    def label(self) -> str:
+        """The primary sampler's label (its rows make the frontier)."""
+        return sampler_label(self.sampler, self.sampler_steps, self.grid)
+
+    def sampling(self, label: str | None = None) -> dict[str, Any]:
+        """What determines the samples of a checkpoint under the sampler ``label`` (default: the
+        primary one); saved beside them."""
+        if label is None or label == self.label:
+            how: Any = self
+        else:
+            how = next((e for e in self.also if e.label == label), None)
+            if how is None:
+                raise SweepError(f"no evaluation sampler {label!r} in this sweep")
+        return {"n_samples": self.n_samples, "sampler": how.sampler,
+                "sampler_steps": how.sampler_steps, "grid": how.grid,
                 "sample_seed": self.sample_seed, "use_ema": self.use_ema}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (what `--dry-run` prints)."""
         return {**self.sampling(), "checkpoints": list(self.checkpoints or ()) or None,
-                "metrics": self.metrics.to_dict()}
+                "metrics": self.metrics.to_dict(),
+                "also": [{"sampler": e.sampler, "sampler_steps": e.sampler_steps, "grid": e.grid,
+                          "checkpoints": list(e.checkpoints or ()) or None,
+                          "arms": list(e.arms or ()) or None} for e in self.also]}
 
     def fingerprint(self) -> str:
         """Identifies the metric settings and result schema a row was measured with."""
@@ -256,6 +342,12 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
     except TypeError as exc:
         raise SweepError(f"[eval]: {exc}") from exc
     cells = expand_grid(raw, train_path=train_path)
+    labels = {c.arm for c in cells}
+    for extra in spec.also:
+        unknown = sorted(set(extra.arms or ()) - labels)
+        if unknown:
+            raise SweepError(f"[[eval.also]] {extra.label}: arms {unknown} are not arm labels of "
+                             f"this sweep ({', '.join(sorted(labels))})")
     for cell in cells:
         off = [t for t in _targets(cell.config, spec)
                if t % cell.config.checkpoint_every and t != cell.config.steps]
@@ -263,6 +355,13 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
             raise SweepError(f"[eval] checkpoints {off} of cell {cell.id} are not multiples of "
                              f"checkpoint_every = {cell.config.checkpoint_every}: a run only "
                              "saves (and resumes from) those steps; lower checkpoint_every")
+        targets = set(_targets(cell.config, spec))
+        for extra in spec.also:
+            stray = sorted(extra.targets(cell.config.steps) - targets)
+            if stray:
+                raise SweepError(f"[[eval.also]] {extra.label}: checkpoints {stray} of cell "
+                                 f"{cell.id} are not evaluation steps of [eval] checkpoints; "
+                                 "a further sampler evaluates a subset of them")
     return SweepConfig(str(raw.get("name", "sweep")), train_path, holdout_path, data, cells, spec,
                        dict(raw))
 
@@ -300,17 +399,20 @@ def _append_row(path: Path, row: Mapping[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def checkpoint_samples(ckpt: Path, path: Path | None, spec: EvalSpec) -> np.ndarray:
-    """The evaluation samples of one checkpoint, (n, C, L) in data units: read from `path` when
-    an earlier evaluation saved them, else generated (fixed seed) and saved there atomically, so
-    a changed evaluation re-measures the same samples without retraining or resampling."""
+def checkpoint_samples(ckpt: Path, path: Path | None, spec: EvalSpec,
+                       label: str | None = None) -> np.ndarray:
+    """The evaluation samples of one checkpoint under the sampler ``label`` (default: the primary
+    one), (n, C, L) in data units: read from `path` when an earlier evaluation saved them, else
+    generated (fixed seed) and saved there atomically, so a changed evaluation re-measures the
+    same samples without retraining or resampling."""
     from sigdiff.generate import generate, load_model
 
     if path is not None and path.is_file():
         return np.asarray(np.load(path))
+    how = spec.sampling(label)
     model = load_model(ckpt, use_ema=spec.use_ema)
-    x = generate(model, n=spec.n_samples, seed=spec.sample_seed, sampler=spec.sampler,
-                 steps=spec.sampler_steps, grid=spec.grid, progress=False)
+    x = generate(model, n=spec.n_samples, seed=spec.sample_seed, sampler=how["sampler"],
+                 steps=how["sampler_steps"], grid=how["grid"], progress=False)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npy")
@@ -380,10 +482,12 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     from sigdiff.checkpoint import list_checkpoints
     from sigdiff.training import train
 
+    spec = sweep.eval
     cell_dir = out_dir / "cells" / cell.id
     run_dir, rows_path = cell_dir / "run", cell_dir / "rows.jsonl"
     cell_dir.mkdir(parents=True, exist_ok=True)
-    _check_sampling(cell_dir / "samples", sweep.eval)
+    for label in dict.fromkeys(label for _, label in sorted(_wanted(cell, spec))):
+        _check_sampling(_samples_dir(cell_dir, spec, label), spec, label)
     context: list[Any] = []  # built on first use: a finished, up-to-date cell needs none
 
     def ctx() -> Any:
@@ -391,11 +495,12 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
             context.append(cell_context(cell, sweep))
         return context[0]
 
-    rows = _refresh_stale(_read_rows(rows_path), cell_dir, sweep.eval, ctx)
+    rows = _refresh_stale(_read_rows(rows_path), cell_dir, spec, ctx)
     _rewrite_rows(rows_path, rows)  # drops a cut last line, stores re-measured rows
-    if (cell_dir / "done.json").is_file():
+    done = {_row_key(r, spec) for r in rows}
+    wanted = _wanted(cell, spec)
+    if (cell_dir / "done.json").is_file() and wanted <= done:
         return rows
-    done = {r["step"] for r in rows}
     meta = {"cell": cell.id, "arm": cell.arm, "train_subset": cell.train_subset,
             "seed": cell.seed, "steps": cell.config.steps,
             "timesteps": json.dumps(config_to_dict(cell.config)["timesteps"], sort_keys=True),
@@ -406,29 +511,32 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         nonlocal evaluated
         for ckpt in list_checkpoints(run_dir):
             step = int(ckpt.name[5:])
-            if step in done:
-                continue
-            t0 = time.perf_counter()
-            x = checkpoint_samples(ckpt, _samples_path(cell_dir, step), sweep.eval)
-            kill_point("sweep.samples_saved")
-            row = {**meta, "step": step, **evaluate_samples(ctx(), x, sweep.eval),
-                   "train_seconds": round(train_seconds, 3),
-                   "eval_seconds": round(time.perf_counter() - t0, 3),
-                   "checkpoint": str(ckpt.relative_to(out_dir))}
-            _append_row(rows_path, row)
-            kill_point("sweep.row_appended")
-            rows.append(row)
-            done.add(step)
-            evaluated += 1
-            if on_event:
-                on_event(cell.id, step)
+            for label in _labels(spec):
+                if (step, label) in done or (step, label) not in wanted:
+                    continue
+                t0 = time.perf_counter()
+                x = checkpoint_samples(ckpt, _samples_path(cell_dir, step, spec, label), spec,
+                                       label)
+                kill_point("sweep.samples_saved")
+                row = {**meta, "step": step, "sampler": label,
+                       **evaluate_samples(ctx(), x, spec),
+                       "train_seconds": round(train_seconds, 3),
+                       "eval_seconds": round(time.perf_counter() - t0, 3),
+                       "checkpoint": str(ckpt.relative_to(out_dir))}
+                _append_row(rows_path, row)
+                kill_point("sweep.row_appended")
+                rows.append(row)
+                done.add((step, label))
+                evaluated += 1
+                if on_event:
+                    on_event(cell.id, step)
         return stop_after_checkpoints is not None and evaluated >= stop_after_checkpoints
 
     if evaluate_pending(0.0):
         return rows
     ckpts = list_checkpoints(run_dir)
     current = int(ckpts[-1].name[5:]) if ckpts else 0
-    for target in _targets(cell.config, sweep.eval):
+    for target in _targets(cell.config, spec):
         if target <= current:
             continue
         t0 = time.perf_counter()
@@ -438,34 +546,68 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         current = target
         if evaluate_pending(time.perf_counter() - t0):
             return rows
+    missing = sorted(wanted - done)
+    if missing:  # a finished cell whose checkpoints are gone cannot gain a new sampler's rows
+        raise SweepError(f"{cell_dir}: cannot evaluate {missing[:3]}: the run's checkpoint at "
+                         "that step is gone (each run keeps its last); add evaluation samplers "
+                         "before a cell trains, or rerun it into a new --out directory")
     atomic_write_text(cell_dir / "done.json", json.dumps({"cell": cell.id, "steps": current}))
     return rows
 
 
+def _labels(spec: EvalSpec) -> list[str]:
+    return [spec.label, *(e.label for e in spec.also)]
+
+
+def _row_key(row: Mapping[str, Any], spec: EvalSpec) -> tuple[int, str]:
+    """(step, sampler label); rows written before `[[eval.also]]` are the primary sampler's."""
+    return int(row["step"]), str(row.get("sampler") or spec.label)
+
+
+def _wanted(cell: Cell, spec: EvalSpec) -> set[tuple[int, str]]:
+    """Every (step, sampler) row a finished cell holds."""
+    final = cell.config.steps
+    keys = {(s, spec.label) for s in _targets(cell.config, spec)}
+    for extra in spec.also:
+        if extra.arms is None or cell.arm in extra.arms:
+            keys |= {(s, extra.label) for s in extra.targets(final)}
+    return keys
+
+
 def _needs_work(cell: Cell, sweep: SweepConfig, out_dir: Path) -> bool:
-    """Not finished, or holding rows measured under other metric settings."""
+    """Not finished, missing a sampler's rows, or holding rows measured under other metric
+    settings."""
     cell_dir = out_dir / "cells" / cell.id
     if not (cell_dir / "done.json").is_file():
         return True
+    rows = _read_rows(cell_dir / "rows.jsonl")
     fresh = sweep.eval.fingerprint()
-    return any(r.get("eval_fingerprint") != fresh for r in _read_rows(cell_dir / "rows.jsonl"))
+    return (any(r.get("eval_fingerprint") != fresh for r in rows) or
+            not _wanted(cell, sweep.eval) <= {_row_key(r, sweep.eval) for r in rows})
 
 
-def _samples_path(cell_dir: Path, step: int) -> Path:
-    return cell_dir / "samples" / f"step_{step:08d}.npy"
+def _samples_dir(cell_dir: Path, spec: EvalSpec, label: str) -> Path:
+    """`samples/` for the primary sampler (the layout before `[[eval.also]]`),
+    `samples@<label>/` for the others."""
+    return cell_dir / ("samples" if label == spec.label else f"samples@{label}")
 
 
-def _check_sampling(folder: Path, spec: EvalSpec) -> None:
+def _samples_path(cell_dir: Path, step: int, spec: EvalSpec, label: str) -> Path:
+    return _samples_dir(cell_dir, spec, label) / f"step_{step:08d}.npy"
+
+
+def _check_sampling(folder: Path, spec: EvalSpec, label: str) -> None:
     """Saved samples are only reused under the sampling settings that drew them."""
     path = folder / "sampling.json"
+    want = spec.sampling(label)
     if path.is_file():
         saved = {"grid": "trailing", **json.loads(path.read_text())}  # before grids: trailing
-        if saved != spec.sampling():
-            raise SweepError(f"{folder} holds samples drawn with {saved}, not {spec.sampling()}; "
+        if saved != want:
+            raise SweepError(f"{folder} holds samples drawn with {saved}, not {want}; "
                              "use another --out directory (nothing was overwritten)")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(spec.sampling()))
+    atomic_write_text(path, json.dumps(want))
 
 
 def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
@@ -478,7 +620,11 @@ def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
         if row.get("eval_fingerprint") == fresh:
             out.append(row)
             continue
-        path = _samples_path(cell_dir, int(row["step"]))
+        step, label = _row_key(row, spec)
+        if label not in _labels(spec):  # a sampler dropped from [[eval.also]]: keep its rows
+            out.append(row)
+            continue
+        path = _samples_path(cell_dir, step, spec, label)
         if not path.is_file():
             raise SweepError(f"{cell_dir}: the row for step {row['step']} was measured with other "
                              f"metric settings and its samples ({path.name}) were not saved; "
@@ -486,7 +632,7 @@ def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
         t0 = time.perf_counter()
         keep = {k: row[k] for k in ("cell", "arm", "train_subset", "seed", "steps", "timesteps",
                                     "weighting", "step", "train_seconds", "checkpoint")}
-        new = {**keep, **evaluate_samples(ctx(), np.load(path), spec)}
+        new = {**keep, "sampler": label, **evaluate_samples(ctx(), np.load(path), spec)}
         new["eval_seconds"] = round(time.perf_counter() - t0, 3)
         out.append(new)
     return out
@@ -501,8 +647,10 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     """Rebuild results.jsonl / results.csv from the cell rows, in grid then step order."""
     rows: list[dict[str, Any]] = []
     for cell in sweep.cells:
+        order = {label: i for i, label in enumerate(_labels(sweep.eval))}
         rows += sorted(_read_rows(out_dir / "cells" / cell.id / "rows.jsonl"),
-                       key=lambda r: r["step"])
+                       key=lambda r: (order.get(_row_key(r, sweep.eval)[1], len(order)),
+                                      r["step"]))
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=_csv_fields(rows), extrasaction="ignore")
@@ -563,7 +711,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
         _check_out_dir(sweep, out_dir)
         prepare_data(sweep)
         pending = [c for c in sweep.cells if _needs_work(c, sweep, out_dir)]
-        total = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
+        total = sum(len(_wanted(c, sweep.eval)) for c in sweep.cells)
         already = sum(len(_read_rows(out_dir / "cells" / c.id / "rows.jsonl")) for c in sweep.cells)
         bar = tqdm(total=total, initial=already, unit="ckpt", desc=f"sweep {sweep.name}",
                    disable=not progress, dynamic_ncols=True, smoothing=0.05)
@@ -622,10 +770,10 @@ def _run_parallel(sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell], jo
 def describe(sweep: SweepConfig) -> str:
     """A short plan: cells, steps, checkpoints (what `--dry-run` prints)."""
     steps = sum(c.config.steps for c in sweep.cells)
-    ckpts = sum(len(_targets(c.config, sweep.eval)) for c in sweep.cells)
+    ckpts = sum(len(_wanted(c, sweep.eval)) for c in sweep.cells)
     lines = [f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {steps} training steps, "
              f"{ckpts} checkpoint evaluations of {sweep.eval.n_samples} samples "
-             f"({sweep.eval.sampler} × {sweep.eval.sampler_steps}, {sweep.eval.grid} grid)",
+             f"(samplers {', '.join(_labels(sweep.eval))})",
              f"train data {sweep.train_path}; holdout {sweep.holdout_path}"]
     lines += [f"  {c.id}: timesteps={json.dumps(config_to_dict(c.config)['timesteps'])} "
               f"weighting={json.dumps(config_to_dict(c.config)['weighting'])} "

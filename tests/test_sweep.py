@@ -353,3 +353,68 @@ def test_packaged_demo_config_resolves_by_name(tmp_path: Path) -> None:
     assert sweep.train_path == tmp_path / "data" / "train.zarr"
     with pytest.raises(SweepError, match=r"packaged configs: .*demo"):
         load_sweep("no-such-sweep")
+
+
+# ----------------------------------------------------------------------------- further samplers
+ALSO = ('\n[[eval.also]]\nsampler = "ddim"\nsampler_steps = 4\ngrid = "leading"\n'
+        'arms = ["uniform"]\n')
+
+
+def test_further_sampler_rows_from_the_final_checkpoint(tmp_path: Path, stores: tuple[Path, Path],
+                                                        finished: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampler added under [[eval.also]] to a finished sweep is evaluated from each listed arm's
+    kept final checkpoint, without training; its samples are what `generate` draws from that
+    checkpoint with the same settings; the primary rows do not change."""
+    import shutil
+
+    import sigdiff.training
+    from sigdiff.checkpoint import list_checkpoints
+    from sigdiff.generate import generate, load_model
+
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    sweep = load_sweep(write_toml(tmp_path, tiny_toml(*stores) + ALSO))
+    assert sweep.eval.also[0].label == "ddim-4-leading"
+
+    def forbidden(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a further sampler on a finished cell must not train")
+
+    monkeypatch.setattr(sigdiff.training, "train", forbidden)
+    rows = run_sweep(sweep, out, progress=False)
+    old = [json.loads(line) for line in (finished / "results.jsonl").read_text().splitlines()]
+    primary = [r for r in rows if r["sampler"] != "ddim-4-leading"]
+    extra = [r for r in rows if r["sampler"] == "ddim-4-leading"]
+    assert strip(primary) == strip(old)
+    assert {r["sampler"] for r in primary} == {"dpmpp_2m-3-trailing"}
+    assert {(r["cell"], r["step"]) for r in extra} == {("uniform__n8__s0", 8),
+                                                       ("uniform__n8__s1", 8)}
+    cell_dir = out / "cells" / "uniform__n8__s1"
+    ckpt = list_checkpoints(cell_dir / "run")[-1]
+    want = generate(load_model(ckpt), n=12, seed=1234, sampler="ddim", steps=4, grid="leading",
+                    progress=False)
+    got = np.load(cell_dir / "samples@ddim-4-leading" / "step_00000008.npy")
+    np.testing.assert_array_equal(got, want)
+    assert not np.allclose(got, np.load(cell_dir / "samples" / "step_00000008.npy"))
+    # run again: nothing left to do, the same table
+    again = run_sweep(sweep, out, progress=False)
+    assert strip(again) == strip(rows)
+
+
+@pytest.mark.parametrize("also, message", [
+    ({"sampler": "rk45", "sampler_steps": 4}, "unknown sampler 'rk45'"),
+    ({"sampler": "ddim", "sampler_steps": 0}, "sampler_steps must be a positive integer"),
+    ({"sampler": "ddim", "sampler_steps": 4, "colour": 1}, "unknown key(s) 'colour'"),
+    ({"sampler": "ddim", "sampler_steps": 4, "arms": ["nope"]}, "arms ['nope'] are not arm"),
+    ({"sampler": "ddim", "sampler_steps": 4, "checkpoints": [6]}, "checkpoints [6] of cell"),
+    ({"sampler": "dpmpp_2m", "sampler_steps": 3, "grid": "trailing"}, "repeats an evaluation"),
+])
+def test_further_sampler_errors(stores: tuple[Path, Path], also: dict[str, Any],
+                                message: str) -> None:
+    import tomllib
+
+    raw = tomllib.loads(tiny_toml(*stores))
+    raw["eval"]["also"] = [also]
+    with pytest.raises(SweepError) as err:
+        sweep_from_dict(raw)
+    assert message in str(err.value)
