@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from sigdiff.cli.data import data
 from sigdiff.cli.eval import eval_cmd
-from sigdiff.cli.sweep import report_cmd, sweep_cmd
+from sigdiff.cli.sweep import claims_cmd, report_cmd, sweep_cmd
 from sigdiff.cli.timesteps import timesteps
 from sigdiff.cli.train import sample_cmd, train_cmd
 from sigdiff.cli.validate import validate_cmd
@@ -27,6 +27,7 @@ cli.add_command(eval_cmd, name="eval")
 cli.add_command(timesteps)
 cli.add_command(sweep_cmd)
 cli.add_command(report_cmd)
+cli.add_command(claims_cmd)
 cli.add_command(validate_cmd)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["report_cmd", "sweep_cmd"]
+__all__ = ["claims_cmd", "report_cmd", "sweep_cmd"]
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError,
                                              RuntimeError)
@@ -66,3 +66,23 @@ def report_cmd(results: str, out: str, baseline: str | None) -> None:
         _report(results, out, baseline)
     except USER_ERRORS as err:
         raise click.ClickException(str(err)) from err
+
+
+@click.command("claims")
+@click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="also write the Markdown table to this file")
+def claims_cmd(results: tuple[str, ...], out: str | None) -> None:
+    """The paper's claim against one or more sweep directories: per arm, size, parameterization
+    and evaluation sampler, memorization at equal alignment, final memorization and final
+    alignment, paired by seed against each sweep's uniform arm (Markdown table)."""
+    from sigdiff._utils import atomic_write_text
+    from sigdiff.report import claims_table
+
+    try:
+        table = claims_table(results)
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(table)
+    if out:
+        atomic_write_text(out, table + "\n")

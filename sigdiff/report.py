@@ -82,7 +82,21 @@ class ReportError(ValueError):
 
 
 # ----------------------------------------------------------------------------- loading
-def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def primary_sampler(sweep: Mapping[str, Any]) -> str:
+    """The label of the sweep's frontier sampler (`sigdiff.sweep.sampler_label`)."""
+    from sigdiff.sweep import EvalSpec, sampler_label
+
+    ev = dict(sweep.get("raw", {}).get("eval", {}))
+    default = EvalSpec.__dataclass_fields__
+    return sampler_label(ev.get("sampler", default["sampler"].default),
+                         ev.get("sampler_steps", default["sampler_steps"].default),
+                         ev.get("grid", default["grid"].default))
+
+
+def load_results(results_dir: str | Path, *, all_samplers: bool = False
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The sweep's rows and its `sweep.json`. Only the primary sampler's rows (the frontier's)
+    unless ``all_samplers``; a `sampler` column names each row's sampler."""
     d = Path(results_dir)
     path = d / "results.jsonl"
     if not path.is_file():
@@ -96,6 +110,10 @@ def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]
     sweep = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").is_file() else {}
     df = pd.DataFrame(rows)
     df["train_subset"] = df["train_subset"].fillna(-1).astype(int)
+    primary = primary_sampler(sweep)
+    df["sampler"] = df["sampler"].fillna(primary) if "sampler" in df else primary
+    if not all_samplers:
+        df = df[df.sampler == primary].reset_index(drop=True)
     return df, sweep
 
 
@@ -292,6 +310,141 @@ def stopping_table(d: pd.DataFrame, sweep: Mapping[str, Any], base: str) -> str 
                       f"{base} checkpoint at k", "Δ (paired)"], rows)
 
 
+# ----------------------------------------------------------------------------- samplers
+SAMPLER_FIGURES = [MEM, MEM_LP, GATE, "alignment_vs_holdout.mmd2",
+                   "spectral.log_spectral_distance_db", "memorization.dcr_median_ratio"]
+
+
+def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
+    """The evaluation sampler as a factor: every further sampler's figures beside the primary
+    sampler's on the same checkpoints (same models, same seeds), paired by seed against the
+    primary sampler (what the sampler changes) and against the baseline arm under the same
+    sampler (whether an arm's effect survives the sampler change)."""
+    others = [s for s in dict.fromkeys(d_all.sampler) if s != primary]
+    if not others:
+        return None
+    header = ["sampler", "arm", "step", *(_label(k) for k in SAMPLER_FIGURES),
+              "Δ mem. vs " + primary, "Δ gate vs " + primary, f"Δ mem. vs {base}",
+              f"Δ gate vs {base}"]
+    rows = []
+
+    def at(sampler: str, arm: str, step: int, key: str) -> pd.Series:
+        g = d_all[(d_all.sampler == sampler) & (d_all.arm == arm) & (d_all.step == step)]
+        return g.set_index("seed")[key].astype(float)
+
+    for sampler in [primary, *others]:
+        for arm in _arms(d_all):
+            steps = sorted(d_all[(d_all.sampler == sampler) & (d_all.arm == arm)].step.unique())
+            if sampler == primary:  # the primary rows only where another sampler was run
+                steps = [st for st in steps if ((d_all.sampler != primary) &
+                                                (d_all.arm == arm) & (d_all.step == st)).any()]
+            for step in steps:
+                figures = [t_interval(at(sampler, arm, step, k).to_numpy()).fmt()
+                           for k in SAMPLER_FIGURES]
+                vs_primary = ["—", "—"] if sampler == primary else [
+                    _paired(at(sampler, arm, step, k), at(primary, arm, step, k)).fmt()
+                    for k in (MEM, GATE)]
+                has_base = arm != base and len(at(sampler, base, step, MEM))
+                vs_base = [_paired(at(sampler, arm, step, k), at(sampler, base, step, k)).fmt()
+                           if has_base else "—" for k in (MEM, GATE)]
+                rows.append([sampler, arm, str(int(step)), *figures, *vs_primary, *vs_base])
+    return _md_table(header, rows)
+
+
+# ----------------------------------------------------------------------------- claims
+def reading(mean_u: float) -> str:
+    """Which reading of "later denoising steps" an arm's emphasis is (by E[t]/T)."""
+    return "small t" if mean_u < SMALL_T else ("large t" if mean_u > LARGE_T else "middle")
+
+
+def contribution_summary(sweep: Mapping[str, Any], arms: Sequence[str],
+                         cells: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Closed-form learning-contribution figures per arm (mean u = E[t]/T and others)."""
+    from sigdiff.config import config_from_dict
+    from sigdiff.contribution import learning_contribution
+
+    out = {}
+    for arm in arms:
+        cfg = config_from_dict(sweep["cells"][cells[arm]])
+        ds = learning_contribution(cfg.timesteps.build(cfg.diffusion.build_schedule()),
+                                   weighting=cfg.weighting,
+                                   parameterization=cfg.diffusion.build_parameterization())
+        out[arm] = {k: float(ds.attrs[k]) for k in ("mean_u", "mass_snr_gt_1",
+                                                    "share_snr_gt_1", "ess_fraction")}
+    return out
+
+
+def claim_rows(results_dir: str | Path, *, baseline: str | None = None
+               ) -> list[dict[str, Any]]:
+    """Per arm, size and evaluation sampler of one sweep: the paired differences the paper's
+    claim is about — memorization at equal alignment (Δ AUF on the joint gate, frontier
+    sampler only: the others are measured at single checkpoints), final memorized fraction and
+    final alignment gate — against the baseline arm, with the setting spelled out."""
+    d_all, sweep = load_results(results_dir, all_samplers=True)
+    primary = primary_sampler(sweep)
+    d = d_all[d_all.sampler == primary]
+    base = _baseline(d, baseline)
+    arms = _arms(d)
+    first = {a: str(d[d.arm == a].iloc[0]["cell"]) for a in arms}
+    summary = contribution_summary(sweep, arms, first) if sweep.get("cells") else {}
+    data = sweep.get("raw", {}).get("data", {})
+    source = data.get("dataset") or Path(str(data.get("train", "?"))).stem
+    out = []
+    for n in sorted(d.train_subset.unique()):
+        dn, an = d[d.train_subset == n], d_all[d_all.train_subset == n]
+        auf = frontier_on(dn, base, x_key=GATE, levels=list(LEVELS)).auf[MEM].set_index("arm")
+        for arm in [a for a in _arms(dn) if a != base]:
+            cfg = sweep.get("cells", {}).get(first[arm], {})
+            param = cfg.get("diffusion", {}).get("parameterization", "?")
+            mean_u = summary.get(arm, {}).get("mean_u", float("nan"))
+            a = auf.loc[arm]
+            for sampler in dict.fromkeys(an[an.arm == arm].sampler):
+                ds = an[an.sampler == sampler]
+                if base not in set(ds.arm):
+                    continue
+                final = int(ds[ds.arm == arm].step.max())
+                row = {"reading": reading(mean_u), "arm": arm, "baseline": base,
+                       "mean_u": mean_u, "source": source, "train_subset": int(n),
+                       "parameterization": param, "sampler": sampler, "final_step": final,
+                       "d_auf": Interval(a["diff_mean"], a["diff_low"], a["diff_high"],
+                                         int(a["diff_n"])) if sampler == primary else None}
+                for key, name in ((MEM, "d_mem_final"), (GATE, "d_gate_final")):
+                    row[name] = _paired(_at_step(ds, arm, final, key),
+                                        _at_step(ds, base, final, key))
+                out.append(row)
+    return out
+
+
+def claims_table(results_dirs: Sequence[str | Path]) -> str:
+    """The "what we measured vs what the paper says" table over one or more sweeps."""
+    rows = []
+    for results in results_dirs:
+        for r in claim_rows(results):
+            setting = (f"{r['source']}, {_n(r['train_subset'])} records, {r['parameterization']}, "
+                       f"{r['final_step']} steps, {r['sampler']}")
+            rows.append([r["reading"], r["arm"], setting,
+                         r["d_auf"].fmt() if r["d_auf"] is not None else "— (one checkpoint)",
+                         r["d_mem_final"].fmt(), r["d_gate_final"].fmt(),
+                         _claim_word(r)])
+    return _md_table(["reading", "arm (vs its uniform baseline)", "setting",
+                      "Δ memorization at equal alignment (AUF)", "Δ final memorized fraction",
+                      "Δ final alignment gate (lower = closer to real)",
+                      "vs the paper (less memorization and better alignment)"], rows)
+
+
+def _claim_word(r: Mapping[str, Any]) -> str:
+    mem = r["d_auf"] if r["d_auf"] is not None else r["d_mem_final"]
+    m, g = _sign(mem), _sign(r["d_gate_final"])
+    if m < 0 and g <= 0:
+        return "agrees" if g < 0 else "agrees on memorization; alignment unchanged"
+    if m > 0:
+        return "**against**: more memorization"
+    if m == 0 and g > 0:
+        return "**against**: worse alignment, memorization unchanged"
+    return "no significant difference" if m == 0 and g == 0 else (
+        "less memorization, worse alignment" if m < 0 else "better alignment only")
+
+
 # ----------------------------------------------------------------------------- plots
 def _figure(rows: int, cols: int, size: tuple[float, float]) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -475,7 +628,9 @@ def _direction_word(sign: int) -> str:
 def write_report(results_dir: str | Path, out_dir: str | Path, *,
                  baseline: str | None = None) -> Path:
     """Write `report.md` and the PNGs into `out_dir`; returns the Markdown path."""
-    df, sweep = load_results(results_dir)
+    df_all, sweep = load_results(results_dir, all_samplers=True)
+    primary = primary_sampler(sweep)
+    df = df_all[df_all.sampler == primary].reset_index(drop=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = _baseline(df, baseline)
@@ -510,6 +665,16 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
                              for a in arms]), ""]
     for n in sizes:
         parts += _size_section(df[df.train_subset == n], int(n), base, sweep, summary, out)
+        table = sampler_table(df_all[df_all.train_subset == n], base, primary)
+        if table:
+            parts += ["### The evaluation sampler as a factor", "",
+                      f"The same checkpoints sampled with further samplers (same seeds, "
+                      f"{int(row0['n_samples'])} samples each) beside the frontier's sampler "
+                      f"({primary}): mean [95% t-interval] over seeds; Δ paired by seed against "
+                      f"the frontier sampler on the same models, and against {base} under the "
+                      "same sampler. Sampler labels: name-steps-grid (the leading grid's last "
+                      "model call is at t = 0, the trailing grid's at t = T/steps − 1).", "",
+                      table, ""]
     md = out / "report.md"
     md.write_text("\n".join(parts))
     return md

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy import stats
-from sigdiff.cli.sweep import report_cmd, sweep_cmd
+from sigdiff.cli.sweep import claims_cmd, report_cmd, sweep_cmd
 
-from sigdiff.report import t_interval, write_report
+from sigdiff.report import claim_rows, claims_table, t_interval, write_report
 from sigdiff.sweep import SweepError, load_sweep, run_cell, run_sweep, sweep_from_dict
 
 WALL = ("train_seconds", "eval_seconds")
@@ -399,6 +399,30 @@ def test_further_sampler_rows_from_the_final_checkpoint(tmp_path: Path, stores: 
     # run again: nothing left to do, the same table
     again = run_sweep(sweep, out, progress=False)
     assert strip(again) == strip(rows)
+    # the report keeps the frontier on the primary sampler and shows the further one as a factor
+    text = write_report(out, tmp_path / "rep").read_text()
+    assert "### The evaluation sampler as a factor" in text
+    assert "| ddim-4-leading | uniform | 8 |" in text
+    assert f"{len(primary)} evaluated checkpoints" in text
+    # claims: the final-step differences are the seed-paired means of the rows themselves
+    claims = claim_rows(out)
+    by_sampler = {c["sampler"]: c for c in claims}
+    assert set(by_sampler) == {"dpmpp_2m-3-trailing"}  # the ddim rows have no CI-small partner
+    final = {(r["arm"], r["seed"]): r for r in primary if r["step"] == 8}
+    diffs = [final[("CI small", s)]["memorization.memorized_fraction"]
+             - final[("uniform", s)]["memorization.memorized_fraction"] for s in (0, 1)]
+    c = by_sampler["dpmpp_2m-3-trailing"]
+    assert c["d_mem_final"].mean == pytest.approx(np.mean(diffs))
+    want = stats.t.interval(0.95, 1, loc=np.mean(diffs), scale=stats.sem(diffs)) \
+        if np.std(diffs) > 0 else (np.mean(diffs), np.mean(diffs))
+    assert (c["d_mem_final"].low, c["d_mem_final"].high) == pytest.approx(want)
+    assert c["reading"] == "small t" and c["parameterization"] == "eps"  # the default
+    assert claims_table([out]).count("\n") == 2  # header, rule, one row
+    res = CliRunner().invoke(claims_cmd, [str(out), "--out", str(tmp_path / "claims.md")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "claims.md").read_text() == claims_table([out]) + "\n"
+    res = CliRunner().invoke(claims_cmd, [str(tmp_path / "nowhere")])
+    assert res.exit_code != 0 and "no results.jsonl" in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize("also, message", [
