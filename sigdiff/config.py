@@ -172,7 +172,8 @@ _SECTIONS: dict[str, type[Any]] = {
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # v-prediction for the CPU-sized presets: after a few thousand steps eps-prediction's first
     # x0 estimate carries σ_max·|ε error| (≈ 157 × 0.08 on the linear schedule), which later
-    # steps never correct (docs/results/ecg5000/README.md); v-prediction does not.
+    # steps never correct (docs/results/ecg5000-v1/README.md; with DDIM-100 to t = 0 it stays
+    # poorer than v, docs/results/ecg5000/README.md); v-prediction does not.
     "tiny": {"steps": 50, "batch_size": 16, "checkpoint_every": 25, "log_every": 10,
              "model": {"name": "unet", "preset": "tiny"}, "optim": {"warmup_steps": 5},
              "diffusion": {"parameterization": "v"}},

@@ -408,9 +408,7 @@ def claim_rows(results_dir: str | Path, *, baseline: str | None = None
                        "parameterization": param, "sampler": sampler, "final_step": final,
                        "d_auf": Interval(a["diff_mean"], a["diff_low"], a["diff_high"],
                                          int(a["diff_n"])) if sampler == primary else None}
-                for key, name in ((MEM, "d_mem_final"), (GATE, "d_gate_final")):
-                    row[name] = _paired(_at_step(ds, arm, final, key),
-                                        _at_step(ds, base, final, key))
+                row["d_mem_final"], row["d_gate_final"] = final_comparison(ds, arm, base)
                 out.append(row)
     return out
 
@@ -422,27 +420,29 @@ def claims_table(results_dirs: Sequence[str | Path]) -> str:
         for r in claim_rows(results):
             setting = (f"{r['source']}, {_n(r['train_subset'])} records, {r['parameterization']}, "
                        f"{r['final_step']} steps, {r['sampler']}")
-            rows.append([r["reading"], r["arm"], setting,
+            rows.append([r["reading"], r["arm"], setting, r["d_mem_final"].fmt(),
+                         r["d_gate_final"].fmt(),
                          r["d_auf"].fmt() if r["d_auf"] is not None else "— (one checkpoint)",
-                         r["d_mem_final"].fmt(), r["d_gate_final"].fmt(),
                          _claim_word(r)])
     return _md_table(["reading", "arm (vs its uniform baseline)", "setting",
-                      "Δ memorization at equal alignment (AUF)", "Δ final memorized fraction",
-                      "Δ final alignment gate (lower = closer to real)",
-                      "vs the paper (less memorization and better alignment)"], rows)
+                      "Δ final memorized fraction", "Δ final alignment gate (lower = closer to "
+                      "real)", "Δ AUF (frontier, first crossings)",
+                      "vs the paper (less memorization, better alignment)"], rows)
 
 
 def _claim_word(r: Mapping[str, Any]) -> str:
-    mem = r["d_auf"] if r["d_auf"] is not None else r["d_mem_final"]
-    m, g = _sign(mem), _sign(r["d_gate_final"])
-    if m < 0 and g <= 0:
-        return "agrees" if g < 0 else "agrees on memorization; alignment unchanged"
-    if m > 0:
-        return "**against**: more memorization"
-    if m == 0 and g > 0:
-        return "**against**: worse alignment, memorization unchanged"
-    return "no significant difference" if m == 0 and g == 0 else (
-        "less memorization, worse alignment" if m < 0 else "better alignment only")
+    if r["d_mem_final"].n < 2:
+        return "fewer than two paired seeds"
+    outcome = equal_alignment_outcome(r["d_mem_final"], r["d_gate_final"])
+    mem = {1: ", more memorization", -1: ", less memorization", 0: ""}[_sign(r["d_mem_final"])]
+    word = {-1: "agrees: less memorization at equal alignment" + (
+                " and better alignment" if _sign(r["d_gate_final"]) < 0 else ""),
+            1: "**against**: more memorization at equal alignment",
+            0: "no significant difference at equal alignment",
+            2: "**against**: worse alignment" + mem}[outcome]
+    if r["reading"] == "middle":  # not a reading of the paper: describe, do not judge
+        word = word.replace("**against**: ", "").replace("agrees: ", "") + " (control)"
+    return word
 
 
 # ----------------------------------------------------------------------------- plots
@@ -540,11 +540,30 @@ def _n(n: int) -> str:
 
 
 # ----------------------------------------------------------------------------- verdict
+def final_comparison(d: pd.DataFrame, arm: str, base: str) -> tuple[Interval, Interval]:
+    """(Δ final memorized fraction, Δ final gate score) against the baseline, paired by seed, at
+    the arm's final step (the baseline's checkpoint at the same step)."""
+    step = int(d[d.arm == arm].step.max())
+    return tuple(_paired(_at_step(d, arm, step, k).astype(float),  # type: ignore[return-value]
+                         _at_step(d, base, step, k).astype(float)) for k in (MEM, GATE))
+
+
+def equal_alignment_outcome(d_mem: Interval, d_gate: Interval) -> int:
+    """+1 more / −1 less memorization than the baseline at equal or better alignment (the gate
+    difference's interval includes 0 or lies below it); 0 no significant difference; 2 when the
+    arm's alignment is significantly worse (not a comparison at equal alignment)."""
+    if _sign(d_gate) > 0:
+        return 2
+    return _sign(d_mem)
+
+
 def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float]],
             gate: Frontier, flags: Mapping[str, bool]) -> str:
     """Plain-language verdict on "emphasis on the later denoising steps (small t) reduces
-    memorization and improves alignment", read off the frontier (memorization at equal
-    alignment, AUF, paired by seed), beside the paper's own metric."""
+    memorization and improves alignment", read two ways, paired by seed: at the end of training
+    where the arms' alignment does not differ significantly (memorization at equal alignment
+    once alignment has saturated), and on the frontier over training (memorization at the first
+    crossing of each alignment level, AUF); beside the paper's own metric."""
     def where(arm: str) -> float:
         return summary.get(arm, {}).get("mean_u", 0.5)
 
@@ -555,46 +574,59 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
     auf_by = gate.auf[MEM].set_index("arm")
     lp_by = gate.auf[MEM_LP].set_index("arm")
     outcome: dict[str, int] = {}
+    first: dict[str, int] = {}
     for arm in [a for a in _arms(d) if a != base]:
         a, b = auf_by.loc[arm], lp_by.loc[arm]
         da = Interval(a["diff_mean"], a["diff_low"], a["diff_high"], int(a["diff_n"]))
         db = Interval(b["diff_mean"], b["diff_low"], b["diff_high"], int(b["diff_n"]))
-        d_gate = _paired(_final(d, arm, GATE), _final(d, base, GATE))
+        d_mem, d_gate = final_comparison(d, arm, base)
         paper = _paired(_final(d, arm, "alignment_vs_train.pca_js"),
                         _final(d, base, "alignment_vs_train.pca_js"))
         never, total = int(never_by.loc[arm].sum()), int(level_count.loc[arm].sum())
-        lines.append(f"- **{arm}** (mean u = {where(arm):.2f}): Δ AUF {da.fmt()} raw, "
-                     f"{db.fmt()} low-passed ({_direction(da)}; {never} of {total} "
-                     "seed × level pairs never reached, counted as 1); max memorized fraction "
-                     f"over training {_max_ci(d, arm, MEM).fmt()} (baseline "
-                     f"{_max_ci(d, base, MEM).fmt()}); Δ final gate score {d_gate.fmt()}; Δ final "
-                     f"PCA-JS vs train (the paper's metric) {paper.fmt()}.")
-        outcome[arm] = _sign(da) if _sign(da) == _sign(db) else 0
+        outcome[arm] = equal_alignment_outcome(d_mem, d_gate)
+        first[arm] = _sign(da) if _sign(da) == _sign(db) else 0
+        lines.append(f"- **{arm}** (mean u = {where(arm):.2f}): at the final step Δ memorized "
+                     f"fraction {d_mem.fmt()}, Δ gate score {d_gate.fmt()} "
+                     f"({_outcome_words(outcome[arm])}); on the frontier Δ AUF {da.fmt()} raw, "
+                     f"{db.fmt()} low-passed ({_direction(da)}; {never} of {total} seed × level "
+                     "pairs never reached, counted as 1); max memorized fraction over training "
+                     f"{_max_ci(d, arm, MEM).fmt()} (baseline {_max_ci(d, base, MEM).fmt()}); Δ "
+                     f"final PCA-JS vs train (the paper's metric) {paper.fmt()}.")
     small = [a for a in outcome if where(a) < SMALL_T]
     large = [a for a in outcome if where(a) > LARGE_T]
     if not small:
-        head = "No arm puts its emphasis at small t, so the claim is not tested here."
+        head = "No arm puts its emphasis at small t, so the paper's reading is not tested here."
     elif all(outcome[a] < 0 for a in small):
-        head = ("**The claim holds on the frontier**: every small-t arm pays less memorization "
-                "than the baseline at equal alignment (AUF, raw and low-passed, intervals "
-                "excluding 0).")
-    elif any(outcome[a] > 0 for a in small):
-        worse = [a for a in small if outcome[a] > 0]
-        head = ("**The claim is contradicted on the frontier**: the small-t arm(s) "
-                f"{', '.join(worse)} pay *more* memorization than {base} for the alignment they "
-                "reach, or never reach it (AUF, raw and low-passed, intervals excluding 0).")
+        head = ("**The claim holds at the end of training**: every small-t arm memorizes less "
+                "than the baseline at equal or better alignment (paired intervals).")
+    elif any(outcome[a] in (1, 2) for a in small):
+        worse = [a for a in small if outcome[a] in (1, 2)]
+        head = ("**The claim is contradicted at the end of training**: the small-t arm(s) "
+                f"{', '.join(worse)} memorize *more* than {base} at equal alignment, or align "
+                "worse (paired intervals excluding 0).")
     else:
-        head = ("**The claim is not supported**: no small-t arm lowers memorization at equal "
-                "alignment with an interval excluding 0.")
+        head = ("**The claim is not supported at the end of training**: no small-t arm "
+                "memorizes significantly less than the baseline at equal alignment.")
     if large:
-        head += (f" Emphasis at large t ({', '.join(large)}): "
-                 + "; ".join(f"{a} has {_direction_word(outcome[a])}" for a in large) + ".")
+        head += (" The other reading, emphasis at large t: "
+                 + "; ".join(f"{a} {_outcome_words(outcome[a])}" for a in large) + ".")
+    if any(first.values()):
+        head += (" On the frontier over training (first crossing of each alignment level): "
+                 + "; ".join(f"{a} has {_direction_word(v)}" for a, v in first.items() if v)
+                 + ".")
+    else:
+        head += (" On the frontier over training no arm differs from the baseline (AUF): every "
+                 "arm reaches each alignment level it reaches before it copies, so stopping at "
+                 "the first crossing protects every arm alike; the samplers differ in what "
+                 "training past that point costs.")
     blind = [_label(k) for k, v in flags.items() if not v and not k.startswith("alignment_vs_tr")]
-    note = [f"AUF = area under memorized fraction at the first crossing of each alignment level, "
+    note = ["Equal alignment at the end of training: the arm's final gate score does not differ "
+            "significantly from the baseline's at the same step (or is better); Δ = arm − "
+            f"{base}, paired by seed, mean [95% t-interval].",
+            f"AUF = area under memorized fraction at the first crossing of each alignment level, "
             f"over the gate scale from {LEVELS[0]:g} to {LEVELS[-1]:g} (levels "
             f"{', '.join(f'{v:g}' for v in LEVELS)}), divided by its width (a level a seed never "
-            "reaches counts as 1, as bad as a copier); Δ = arm − "
-            f"{base}, paired by seed, mean [95% t-interval].",
+            "reaches counts as 1, as bad as a copier).",
             "The paper's metric (PCA-W/JS against the *training* set) is shown beside it: "
             "copying the training records improves it by construction, so an arm that copies "
             "more can look better on it."]
@@ -602,6 +634,12 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         note.append("Metrics that did not tell the floor from the copier in this sweep "
                     f"(flagged ⚠, not used for the verdict): {', '.join(blind)}.")
     return "\n".join([head, "", *lines, "", *note])
+
+
+def _outcome_words(outcome: int) -> str:
+    return {-1: "memorizes less at equal alignment", 1: "memorizes more at equal alignment",
+            0: "no significant memorization difference at equal alignment",
+            2: "aligns significantly worse (no comparison at equal alignment)"}[outcome]
 
 
 def _max_ci(d: pd.DataFrame, arm: str, key: str) -> Interval:

@@ -442,3 +442,18 @@ def test_further_sampler_errors(stores: tuple[Path, Path], also: dict[str, Any],
     with pytest.raises(SweepError) as err:
         sweep_from_dict(raw)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("mem, gate, want", [
+    ((-0.5, -0.6, -0.4), (0.0, -0.1, 0.1), -1),   # less memorization, gate Δ includes 0
+    ((-0.5, -0.6, -0.4), (-0.2, -0.3, -0.1), -1),  # less memorization, better alignment
+    ((0.2, 0.1, 0.3), (-0.1, -0.2, 0.05), 1),      # more memorization at equal alignment
+    ((0.2, -0.1, 0.5), (0.0, -0.1, 0.1), 0),       # nothing significant
+    ((-0.5, -0.6, -0.4), (0.3, 0.1, 0.5), 2),      # worse alignment: not at equal alignment
+])
+def test_equal_alignment_outcome(mem: tuple[float, float, float],
+                                 gate: tuple[float, float, float], want: int) -> None:
+    from sigdiff.report import equal_alignment_outcome
+    from sigdiff.stats import Interval
+
+    assert equal_alignment_outcome(Interval(*mem, 5), Interval(*gate, 5)) == want
