@@ -394,7 +394,8 @@ def test_further_sampler_rows_from_the_final_checkpoint(tmp_path: Path, stores: 
     want = generate(load_model(ckpt), n=12, seed=1234, sampler="ddim", steps=4, grid="leading",
                     progress=False)
     got = np.load(cell_dir / "samples@ddim-4-leading" / "step_00000008.npy")
-    np.testing.assert_array_equal(got, want)
+    # the sweep samples with one thread; float sums may differ in the last bit across threads
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert not np.allclose(got, np.load(cell_dir / "samples" / "step_00000008.npy"))
     # run again: nothing left to do, the same table
     again = run_sweep(sweep, out, progress=False)
