@@ -84,13 +84,9 @@ class ReportError(ValueError):
 # ----------------------------------------------------------------------------- loading
 def primary_sampler(sweep: Mapping[str, Any]) -> str:
     """The label of the sweep's frontier sampler (`sigdiff.sweep.sampler_label`)."""
-    from sigdiff.sweep import EvalSpec, sampler_label
+    from sigdiff.sweep import EvalSpec
 
-    ev = dict(sweep.get("raw", {}).get("eval", {}))
-    default = EvalSpec.__dataclass_fields__
-    return sampler_label(ev.get("sampler", default["sampler"].default),
-                         ev.get("sampler_steps", default["sampler_steps"].default),
-                         ev.get("grid", default["grid"].default))
+    return EvalSpec(**sweep.get("raw", {}).get("eval", {})).label
 
 
 def load_results(results_dir: str | Path, *, all_samplers: bool = False
@@ -357,21 +353,25 @@ def reading(mean_u: float) -> str:
     return "small t" if mean_u < SMALL_T else ("large t" if mean_u > LARGE_T else "middle")
 
 
-def contribution_summary(sweep: Mapping[str, Any], arms: Sequence[str],
-                         cells: Mapping[str, str]) -> dict[str, dict[str, float]]:
-    """Closed-form learning-contribution figures per arm (mean u = E[t]/T and others)."""
+SUMMARY_KEYS = ("mean_u", "mass_snr_gt_1", "share_snr_gt_1", "ess_fraction")
+
+
+def _contribution(sweep: Mapping[str, Any], cell: str) -> Any:
+    """The closed-form learning-contribution profile of one cell's config (an xarray Dataset)."""
     from sigdiff.config import config_from_dict
     from sigdiff.contribution import learning_contribution
 
-    out = {}
-    for arm in arms:
-        cfg = config_from_dict(sweep["cells"][cells[arm]])
-        ds = learning_contribution(cfg.timesteps.build(cfg.diffusion.build_schedule()),
-                                   weighting=cfg.weighting,
-                                   parameterization=cfg.diffusion.build_parameterization())
-        out[arm] = {k: float(ds.attrs[k]) for k in ("mean_u", "mass_snr_gt_1",
-                                                    "share_snr_gt_1", "ess_fraction")}
-    return out
+    cfg = config_from_dict(sweep["cells"][cell])
+    return learning_contribution(cfg.timesteps.build(cfg.diffusion.build_schedule()),
+                                 weighting=cfg.weighting,
+                                 parameterization=cfg.diffusion.build_parameterization())
+
+
+def contribution_summary(sweep: Mapping[str, Any], arms: Sequence[str],
+                         cells: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Closed-form learning-contribution figures per arm (mean u = E[t]/T and others)."""
+    return {arm: {k: float(_contribution(sweep, cells[arm]).attrs[k]) for k in SUMMARY_KEYS}
+            for arm in arms}
 
 
 def claim_rows(results_dir: str | Path, *, baseline: str | None = None
@@ -435,14 +435,14 @@ def _claim_word(r: Mapping[str, Any]) -> str:
         return "fewer than two paired seeds"
     outcome = equal_alignment_outcome(r["d_mem_final"], r["d_gate_final"])
     mem = {1: ", more memorization", -1: ", less memorization", 0: ""}[_sign(r["d_mem_final"])]
-    word = {-1: "agrees: less memorization at equal alignment" + (
+    what = {-1: "less memorization at equal alignment" + (
                 " and better alignment" if _sign(r["d_gate_final"]) < 0 else ""),
-            1: "**against**: more memorization at equal alignment",
+            1: "more memorization at equal alignment",
             0: "no significant difference at equal alignment",
-            2: "**against**: worse alignment" + mem}[outcome]
+            2: "worse alignment" + mem}[outcome]
     if r["reading"] == "middle":  # not a reading of the paper: describe, do not judge
-        word = word.replace("**against**: ", "").replace("agrees: ", "") + " (control)"
-    return word
+        return what + " (control)"
+    return {-1: "agrees: ", 1: "**against**: ", 0: "", 2: "**against**: "}[outcome] + what
 
 
 # ----------------------------------------------------------------------------- plots
@@ -502,23 +502,16 @@ def plot_over_steps(d: pd.DataFrame, n: int, path: Path) -> Path:
 def plot_contributions(sweep: Mapping[str, Any], arms: Sequence[str], cells: Mapping[str, str],
                        path: Path) -> tuple[Path, dict[str, dict[str, float]]]:
     """p(t) and the closed-form share of the learning signal per arm (sigdiff.contribution)."""
-    from sigdiff.config import config_from_dict
-    from sigdiff.contribution import learning_contribution
-
     colors = _colors(arms)
     fig, axes = _figure(2, 1, (8, 6.5))
     summary = {}
     for arm in arms:
-        cfg = config_from_dict(sweep["cells"][cells[arm]])
-        sampler = cfg.timesteps.build(cfg.diffusion.build_schedule())
-        ds = learning_contribution(sampler, weighting=cfg.weighting,
-                                   parameterization=cfg.diffusion.build_parameterization())
+        ds = _contribution(sweep, cells[arm])
         width = (ds.t_stop - ds.t_start).values
         axes[0][0].step(ds.t_start.values, ds.mass.values / width, where="post",
                         color=colors[arm], label=arm)
         axes[1][0].step(ds.t_start.values, ds.share.values, where="post", color=colors[arm])
-        summary[arm] = {k: float(ds.attrs[k]) for k in ("mean_u", "mass_snr_gt_1",
-                                                        "share_snr_gt_1", "ess_fraction")}
+        summary[arm] = {k: float(ds.attrs[k]) for k in SUMMARY_KEYS}
         t_snr = float(ds.attrs["t_snr_1"])
         T = int(ds.attrs["num_timesteps"])
     for ax in (axes[0][0], axes[1][0]):
@@ -544,8 +537,12 @@ def final_comparison(d: pd.DataFrame, arm: str, base: str) -> tuple[Interval, In
     """(Δ final memorized fraction, Δ final gate score) against the baseline, paired by seed, at
     the arm's final step (the baseline's checkpoint at the same step)."""
     step = int(d[d.arm == arm].step.max())
-    return tuple(_paired(_at_step(d, arm, step, k).astype(float),  # type: ignore[return-value]
-                         _at_step(d, base, step, k).astype(float)) for k in (MEM, GATE))
+
+    def diff(key: str) -> Interval:
+        return _paired(_at_step(d, arm, step, key).astype(float),
+                       _at_step(d, base, step, key).astype(float))
+
+    return diff(MEM), diff(GATE)
 
 
 def equal_alignment_outcome(d_mem: Interval, d_gate: Interval) -> int:

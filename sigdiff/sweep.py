@@ -486,7 +486,8 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     cell_dir = out_dir / "cells" / cell.id
     run_dir, rows_path = cell_dir / "run", cell_dir / "rows.jsonl"
     cell_dir.mkdir(parents=True, exist_ok=True)
-    for label in dict.fromkeys(label for _, label in sorted(_wanted(cell, spec))):
+    wanted = _wanted(cell, spec)
+    for label in {label for _, label in wanted}:
         _check_sampling(_samples_dir(cell_dir, spec, label), spec, label)
     context: list[Any] = []  # built on first use: a finished, up-to-date cell needs none
 
@@ -498,7 +499,6 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     rows = _refresh_stale(_read_rows(rows_path), cell_dir, spec, ctx)
     _rewrite_rows(rows_path, rows)  # drops a cut last line, stores re-measured rows
     done = {_row_key(r, spec) for r in rows}
-    wanted = _wanted(cell, spec)
     if (cell_dir / "done.json").is_file() and wanted <= done:
         return rows
     meta = {"cell": cell.id, "arm": cell.arm, "train_subset": cell.train_subset,
@@ -646,8 +646,8 @@ def _rewrite_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     """Rebuild results.jsonl / results.csv from the cell rows, in grid then step order."""
     rows: list[dict[str, Any]] = []
+    order = {label: i for i, label in enumerate(_labels(sweep.eval))}
     for cell in sweep.cells:
-        order = {label: i for i, label in enumerate(_labels(sweep.eval))}
         rows += sorted(_read_rows(out_dir / "cells" / cell.id / "rows.jsonl"),
                        key=lambda r: (order.get(_row_key(r, sweep.eval)[1], len(order)),
                                       r["step"]))
