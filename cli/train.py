@@ -13,6 +13,9 @@ import click
 __all__ = ["sample_cmd", "train_cmd"]
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
+#: `sigdiff train` flags that configure the guard → GuardConfig fields
+GUARD_FLAGS = {"holdout": "holdout", "guard_mode": "mode", "guard_every": "every",
+               "guard_samples": "n_samples", "guard_patience": "patience"}
 
 
 def _parse_value(text: str) -> Any:
@@ -56,6 +59,12 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
     for flag, path in direct.items():
         if flags.get(flag) is not None:
             _assign(tree, path, flags[flag])
+    used = [flag for flag in GUARD_FLAGS if flags.get(flag) is not None]
+    if used and not flags.get("guard"):
+        raise click.UsageError(f"{', '.join('--' + f.replace('_', '-') for f in used)} configure "
+                               "the memorization guard: add --guard")
+    if flags.get("guard"):
+        tree["guard"] = {GUARD_FLAGS[flag]: flags[flag] for flag in used}
     for key, value in _pairs(params, "--param"):
         _assign(tree, f"timesteps.params.{key}", value)
     for key, value in _pairs(wparams, "--weighting-param"):
@@ -95,6 +104,20 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="any config field, e.g. --set optim.warmup_steps=50")
+@click.option("--guard", is_flag=True, default=None,
+              help="memorization guard: evaluate at checkpoints, keep the best-aligned checkpoint "
+                   "that does not copy, stop when copying persists (guard.json, guard.png)")
+@click.option("--holdout", type=str, default=None,
+              help="guard: held-out real records (a store) never trained on; default: the "
+                   "records outside --set train_subset, else 20%% of --data held out")
+@click.option("--guard-mode", type=click.Choice(["stop", "monitor"]), default=None,
+              help="guard: stop after --guard-patience copying evaluations, or keep training")
+@click.option("--guard-every", type=int, default=None,
+              help="guard: evaluate every N-th checkpoint (default 1)")
+@click.option("--guard-samples", type=int, default=None,
+              help="guard: samples drawn per evaluation (default 256)")
+@click.option("--guard-patience", type=int, default=None,
+              help="guard: copying evaluations in a row before it stops (default 3)")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
 @click.option("--dry-run", is_flag=True, help="print the resolved config and stop")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -124,6 +147,14 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
         raise click.ClickException(str(err)) from err
     click.echo(f"trained {result.step} steps; final loss {result.final_loss:.4f}; "
                f"checkpoint {result.last_checkpoint}")
+    if cfg.guard is not None:
+        from sigdiff.guard.monitor import GUARD_FILE, GUARD_PLOT, read_guard
+
+        record = read_guard(out)
+        if record is not None:
+            click.echo(f"guard: {record['decision']['reason']}\n"
+                       f"guard: evidence in {Path(out) / GUARD_FILE} and {Path(out) / GUARD_PLOT}; "
+                       "`sigdiff sample --run` uses the chosen checkpoint")
 
 
 @click.command("sample")
@@ -141,29 +172,60 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
 @click.option("--guidance", type=float, default=1.0, show_default=True,
               help="classifier-free guidance scale (1 = conditional, no guidance)")
 @click.option("--raw-weights", is_flag=True, help="sample from the raw weights instead of EMA")
+@click.option("--reject-copies", is_flag=True,
+              help="drop and redraw near-copies: records closer to a training record than the "
+                   "--dcr-quantile of held-out real records' distance (not differential privacy)")
+@click.option("--dcr-quantile", type=float, default=0.05, show_default=True,
+              help="--reject-copies threshold: this quantile of held-out records' DCR")
+@click.option("--max-rounds", type=int, default=10, show_default=True,
+              help="--reject-copies: redraw rounds before giving up with an error")
+@click.option("--holdout", type=str, default=None,
+              help="--reject-copies: held-out real records (default: the guard's, else the "
+                   "training store's records outside train_subset)")
+@click.option("--latest", is_flag=True,
+              help="a guarded run: sample from its last checkpoint, not the guard's choice")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing output store")
 @click.option("--dry-run", is_flag=True, help="print the resolved options and stop")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, seed: int,
                batch_size: int, label: int | None, guidance: float, raw_weights: bool,
-               device: str, overwrite: bool, dry_run: bool, quiet: bool) -> None:
-    """Draw N samples from a trained run into a store."""
-    from sigdiff.generate import check_sample_options, sample_to_store
+               reject_copies: bool, dcr_quantile: float, max_rounds: int, holdout: str | None,
+               latest: bool, device: str, overwrite: bool, dry_run: bool, quiet: bool) -> None:
+    """Draw N samples from a trained run into a store (a guarded run: from the checkpoint its
+    guard chose)."""
+    from sigdiff.generate import RejectOptions, check_sample_options, sample_to_store
+    from sigdiff.guard.monitor import choose_checkpoint
 
     options = {"run": run, "n": n, "out": out, "sampler": sampler, "steps": steps, "grid": grid,
                "seed": seed, "batch_size": batch_size, "label": label, "guidance": guidance,
                "weights": "raw" if raw_weights else "ema", "device": device}
+    if reject_copies:
+        options["reject_copies"] = {"dcr_quantile": dcr_quantile, "max_rounds": max_rounds,
+                                    "holdout": holdout}
+    elif holdout is not None or dcr_quantile != 0.05 or max_rounds != 10:
+        raise click.UsageError("--holdout, --dcr-quantile and --max-rounds configure "
+                               "--reject-copies: add it")
     click.echo("resolved options: " + json.dumps(options))
     try:
         check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
                              guidance=guidance)
+        checkpoint, note = choose_checkpoint(run, latest=latest)
+        if note:
+            click.echo(f"note: {note}")
         if dry_run:
             return
-        path = sample_to_store(run, out, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
+        path = sample_to_store(checkpoint, out, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
                                batch_size=batch_size, label=label, guidance=guidance,
                                use_ema=not raw_weights, device=device, overwrite=overwrite,
-                               progress=not quiet)
+                               progress=not quiet,
+                               reject=RejectOptions(dcr_quantile, max_rounds, holdout)
+                               if reject_copies else None)
     except USER_ERRORS as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {n} samples to {path}")
+    if reject_copies:
+        from sigdiff.data.store import open_store
+
+        click.echo("reject-copies: " + open_store(str(path)).attrs["provenance"]["reject_copies"]
+                   ["summary"])

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from sigdiff._faults import kill_point
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
+    "checkpoint_step",
     "find_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -79,8 +81,10 @@ def save_checkpoint(
     ema: dict[str, torch.Tensor],
     train_state: dict[str, Any],
     keep_last: int,
+    keep: Iterable[int] = (),
 ) -> Path:
-    """Write ``run_dir/checkpoints/step_XXXXXXXX`` atomically; keep only the last ``keep_last``."""
+    """Write ``run_dir/checkpoints/step_XXXXXXXX`` atomically; keep only the last ``keep_last``
+    and the steps in ``keep`` (the memorization guard's chosen checkpoint)."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -101,7 +105,10 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    protected = set(keep)
     for old in list_checkpoints(run_dir)[:-keep_last]:
+        if checkpoint_step(old) in protected:
+            continue
         # renamed out of sight first, so a kill mid-delete never leaves a partial step_* folder
         trash = root / f".{old.name}.{uuid.uuid4().hex[:8]}.pruned.tmp"
         os.replace(old, trash)
@@ -125,7 +132,15 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
-    return sorted(found, key=lambda p: int(p.name[5:]))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of a ``step_XXXXXXXX`` checkpoint folder (ValueError for any other name)."""
+    match = _STEP_DIR.match(Path(path).name)
+    if not match:
+        raise ValueError(f"{path}: not a checkpoint folder (expected step_XXXXXXXX)")
+    return int(match.group(1))
 
 
 def find_checkpoint(path: str | Path) -> Path:

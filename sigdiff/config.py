@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sigdiff._utils import choice_error, unknown_keys
+from sigdiff.guard.config import GuardConfig, GuardConfigError
 from sigdiff.parameterization import PARAMETERIZATIONS, Parameterization
 from sigdiff.schedules import DiscreteSchedule
 from sigdiff.timesteps import TimestepSamplerConfig
@@ -140,6 +141,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_last: int = 3
     log_every: int = 50
+    #: the memorization guard (`sigdiff.guard`); None: unguarded
+    guard: GuardConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
@@ -158,6 +161,32 @@ class TrainConfig:
             raise ConfigError(f"train_subset must be a positive integer, got {self.train_subset!r}")
         if self.crop_length is not None and self.crop_length < 1:
             raise ConfigError(f"crop_length must be positive, got {self.crop_length!r}")
+        if self.guard is not None:
+            self._check_guard(self.guard)
+
+    def _check_guard(self, g: GuardConfig) -> None:
+        if self.crop_length is not None:
+            raise ConfigError("guard: the guard compares generated records with whole training "
+                              "records; crop_length makes them shorter, so drop one of the two")
+        if self.conditional and self.label_dropout == 0:
+            raise ConfigError("guard: the guard samples unconditionally; a conditional run needs "
+                              "label_dropout > 0 (classifier-free training) to be guarded")
+        c = g.controller
+        if c is None:
+            return
+        ts = self.timesteps
+        if ts.name == "loss_aware":
+            raise ConfigError("guard.controller: loss_aware adapts itself; the controller moves "
+                              "stateless samplers only")
+        if c.param != "floor" and c.param not in ts.params:
+            raise ConfigError(f"guard.controller.param {c.param!r}: the timestep sampler "
+                              f"{ts.name!r} has no such parameter (ci_gaussian has center and "
+                              "width); move 'floor' instead")
+        now = float(ts.floor if c.param == "floor" else ts.params[c.param])
+        if (c.by < 0 and now <= c.limit) or (c.by > 0 and now >= c.limit):
+            raise ConfigError(f"guard.controller: {c.param} starts at {now:g}, already at or "
+                              f"past its limit {c.limit:g} in the direction of by = {c.by:g}; "
+                              "the controller could never move")
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -166,7 +195,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "timesteps": TimestepSamplerConfig,
     "weighting": LossWeightingConfig,
     "optim": OptimConfig,
+    "guard": GuardConfig,
 }
+#: sections that may be absent (None) in a config
+_OPTIONAL_SECTIONS = ("guard",)
 
 #: Named training presets: a model preset plus a step budget that fits the hardware.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -194,6 +226,8 @@ def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
         return cls(**values)
     except ConfigError:
         raise
+    except GuardConfigError as exc:
+        raise ConfigError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{where}]: {exc}") from exc
 
@@ -202,6 +236,8 @@ def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """Build a validated TrainConfig from nested plain values (TOML or JSON)."""
     top = dict(values)
     for name, cls in _SECTIONS.items():
+        if name in _OPTIONAL_SECTIONS and top.get(name, 0) is None:
+            continue  # e.g. an unguarded run: guard = None
         if name in top and not isinstance(top[name], cls):
             if not isinstance(top[name], Mapping):
                 raise ConfigError(f"[{name}] must be a table, got {top[name]!r}")

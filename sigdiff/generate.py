@@ -28,7 +28,7 @@ from sigdiff.denoiser import Denoiser
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
 
-__all__ = ["GRIDS", "LoadedModel", "check_output", "check_sample_options", "generate",
+__all__ = ["GRIDS", "LoadedModel", "RejectOptions", "check_output", "check_sample_options", "generate",
            "load_model", "sample_to_store", "sigma_grid", "spatial_shape"]
 
 GRIDS = ("trailing", "leading", "linspace", "karras")
@@ -203,12 +203,26 @@ def generate(model: LoadedModel, *, n: int, seed: int, sampler: str = "dpmpp_2m"
     return np.concatenate(out)
 
 
+@dataclass(frozen=True)
+class RejectOptions:
+    """`sigdiff sample --reject-copies`: the DCR quantile of held-out real records below which a
+    generated record is a near-copy, the redraw rounds allowed, and the held-out store (None: the
+    run's own, see `sigdiff.guard.copies.real_records`)."""
+
+    quantile: float = 0.05
+    max_rounds: int = 10
+    holdout: str | None = None
+
+
 def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
                     sampler: str = "dpmpp_2m", steps: int = 50, grid: str = "trailing",
                     batch_size: int = 256, label: int | None = None, guidance: float = 1.0,
                     use_ema: bool = True, device: str = "cpu", overwrite: bool = False,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, reject: RejectOptions | None = None) -> Path:
     """Generate and write ``out`` (a store in the real data's layout) with its provenance.
+
+    ``reject``: drop and redraw near-copies of the training records (`sigdiff.guard.copies`);
+    what was rejected and what it cost in alignment is in the store's provenance.
 
     Options, the output and the model's fit to the options are checked first; a local ``out``
     is locked while samples are drawn and written (a second writer is refused)."""
@@ -224,6 +238,11 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
     model = load_model(run, use_ema=use_ema, device=device)
     _check_model_options(model, label=label, guidance=guidance)
     sigma_grid(model, steps, grid=grid)  # steps within the model's schedule
+    real = None
+    if reject is not None:  # the real records are readable before anything is drawn
+        from sigdiff.guard.copies import real_records
+
+        real = real_records(model.meta, model.checkpoint.path.parent.parent, reject.holdout)
     with ExitStack() as lock:
         if _is_local(out):
             lock.enter_context(folder_lock(os.fspath(out).removeprefix("file://"),
@@ -231,22 +250,37 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
             check_output(out, overwrite=overwrite, run=run)  # another writer may have finished
         return _sample_and_write(model, out, n=n, seed=seed, sampler=sampler, steps=steps,
                                  grid=grid, batch_size=batch_size, label=label, guidance=guidance,
-                                 use_ema=use_ema, overwrite=overwrite, progress=progress)
+                                 use_ema=use_ema, overwrite=overwrite, progress=progress,
+                                 reject=reject, real=real)
 
 
 def _sample_and_write(model: LoadedModel, out: str | Path, *, n: int, seed: int, sampler: str,
                       steps: int, grid: str, batch_size: int, label: int | None,
-                      guidance: float, use_ema: bool, overwrite: bool, progress: bool) -> Path:
+                      guidance: float, use_ema: bool, overwrite: bool, progress: bool,
+                      reject: RejectOptions | None = None,
+                      real: tuple[np.ndarray, np.ndarray, str] | None = None) -> Path:
     from sigdiff.data.store import write_store
 
-    x = generate(model, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
-                 batch_size=batch_size, label=label, guidance=guidance, progress=progress)
+    def draw(m: int, s: int) -> np.ndarray:
+        return generate(model, n=m, seed=s, sampler=sampler, steps=steps, grid=grid,
+                        batch_size=batch_size, label=label, guidance=guidance, progress=progress)
+
+    filtered: dict[str, Any] | None = None
+    if reject is None or real is None:
+        x = draw(n, seed)
+    else:
+        from sigdiff.guard.copies import draw_without_copies
+
+        x, report = draw_without_copies(draw, n=n, seed=seed, train=real[0], holdout=real[1],
+                                        quantile=reject.quantile, max_rounds=reject.max_rounds)
+        filtered = {**report.to_dict(), "holdout": real[2], "summary": report.summary()}
     kill_point("generate.before_write")  # fault tests: all drawn, nothing written
     meta = model.meta
     provenance = {"generated_by": "sigdiff sample", "checkpoint": str(model.checkpoint.path),
                   "step": model.checkpoint.step, "sampler": sampler, "steps": steps, "grid": grid,
                   "seed": seed, "weights": "ema" if use_ema else "raw", "label": label,
-                  "guidance": guidance, "training_data": meta.get("data")}
+                  "guidance": guidance, "training_data": meta.get("data"),
+                  "reject_copies": filtered}
     labels = np.full(n, label, dtype=np.int64) if label is not None else None
     write_store(out, x, sampling_rate=float(meta["sampling_rate"]), labels=labels,
                 units=meta.get("units", "a.u."),

@@ -479,7 +479,7 @@ def run_cell(cell: Cell, sweep: SweepConfig, out_dir: str | Path, *,
 def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
               on_event: Callable[[str, int], None] | None,
               stop_after_checkpoints: int | None) -> list[dict[str, Any]]:
-    from sigdiff.checkpoint import list_checkpoints
+    from sigdiff.checkpoint import checkpoint_step, list_checkpoints
     from sigdiff.training import train
 
     spec = sweep.eval
@@ -510,7 +510,7 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     def evaluate_pending(train_seconds: float) -> bool:
         nonlocal evaluated
         for ckpt in list_checkpoints(run_dir):
-            step = int(ckpt.name[5:])
+            step = checkpoint_step(ckpt)
             for label in _labels(spec):
                 if (step, label) in done or (step, label) not in wanted:
                     continue
@@ -535,7 +535,7 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     if evaluate_pending(0.0):
         return rows
     ckpts = list_checkpoints(run_dir)
-    current = int(ckpts[-1].name[5:]) if ckpts else 0
+    current = checkpoint_step(ckpts[-1]) if ckpts else 0
     for target in _targets(cell.config, spec):
         if target <= current:
             continue
@@ -662,7 +662,10 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
 
 def _same_place(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A cell config with its data path resolved: `--out d` and `--out /abs/d` are one sweep."""
-    return {**cfg, "data": str(Path(cfg["data"]).resolve()) if cfg.get("data") else cfg.get("data")}
+    out = {**cfg, "data": str(Path(cfg["data"]).resolve()) if cfg.get("data") else cfg.get("data")}
+    if out.get("guard", 0) is None:  # sweeps recorded before the guard existed lack the key
+        del out["guard"]
+    return out
 
 
 def _csv_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:

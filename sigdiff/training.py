@@ -43,6 +43,7 @@ from sigdiff.checkpoint import (
 from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
 from sigdiff.data.store import open_store
 from sigdiff.denoiser import Denoiser
+from sigdiff.guard.monitor import GuardMonitor, guard_rows
 from sigdiff.losses import denoising_loss
 from sigdiff.models import build_model
 from sigdiff.timesteps import TimestepSampler
@@ -97,7 +98,10 @@ class _Batches:
         self.store = store
         if store.n_samples < 1:
             raise TrainingError(f"{cfg.data}: the store holds no samples")
-        self.records = subset_records(cfg, store.n_samples)  # store rows this run trains on
+        # the store rows this run trains on, and those the guard holds out (None: none / its
+        # own --holdout store)
+        self.records, self.guard_holdout = guard_rows(
+            cfg, subset_records(cfg, store.n_samples), store.n_samples)
         self.n = len(self.records)
         rank = 1 + len(store.spatial_shape)  # one item: (C, L) or (C, H, W)
         self.mean = append_dims(torch.as_tensor(store.norm_mean, dtype=torch.float32), rank)
@@ -376,7 +380,8 @@ def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
         "classes": batches.classes,
         "data": str(cfg.data),
         # the store rows this model trained on: memorization is measured against exactly these
-        "train_records": batches.records.tolist() if cfg.train_subset is not None else None,
+        "train_records": (batches.records.tolist() if cfg.train_subset is not None
+                          or batches.guard_holdout is not None else None),
         "channel_names": list(s.attrs.get("channel_names", [])),
         "units": s.attrs.get("units", "a.u."),
     }
@@ -427,6 +432,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
     batches = _Batches(cfg, device)
     den, model_config = _build(cfg, batches)
     sampler = cfg.timesteps.build(cfg.diffusion.build_schedule())
+    monitor = _guard_monitor(cfg, batches) if cfg.guard is not None and rank == 0 else None
     with ExitStack() as lock:
         if rank == 0:  # one writer per run folder (a live one refuses us); other ranks only read
             lock.enter_context(folder_lock(run_dir, what="run folder"))
@@ -442,13 +448,45 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
         if rank == 0:
             _open_run_dir(cfg, run_dir, step=loaded.step if loaded else 0, fresh=not resume)
         return _loop(cfg, run_dir, batches, den, model_config, sampler, loaded, device, rank,
-                     world, progress, stop_after)
+                     world, progress, stop_after, monitor)
+
+
+def _guard_monitor(cfg: TrainConfig, batches: _Batches) -> GuardMonitor:
+    """The guard of a run: its training records and held-out records, read in data units."""
+    from sigdiff.metrics.spectral import signal_kind
+
+    assert cfg.guard is not None
+    store = batches.store
+    train_x = store.read(batches.records)
+    if batches.guard_holdout is not None:
+        holdout_x = store.read(batches.guard_holdout)
+        source: dict[str, Any] = {"store": str(cfg.data), "rows": batches.guard_holdout.tolist(),
+                                  "how": ("the store's records outside train_subset"
+                                          if cfg.train_subset is not None else
+                                          f"{cfg.guard.holdout_fraction:g} of the store's records "
+                                          f"(split_seed {cfg.guard.split_seed}), not trained on")}
+    else:
+        held = open_store(str(cfg.guard.holdout))
+        if (held.n_channels, held.spatial_shape) != (store.n_channels, store.spatial_shape):
+            raise TrainingError(
+                f"guard.holdout {cfg.guard.holdout}: records of shape "
+                f"{(held.n_channels, *held.spatial_shape)} do not match the training store's "
+                f"{(store.n_channels, *store.spatial_shape)}; give held-out records of the same "
+                "data")
+        holdout_x = held.read(np.arange(held.n_samples))
+        source = {"store": str(cfg.guard.holdout), "rows": None, "how": "--holdout store"}
+    unused = np.setdiff1d(np.arange(store.n_samples), batches.records)
+    pool = store.read(unused) if batches.guard_holdout is None and len(unused) >= 4 else None
+    return GuardMonitor(cfg, train_x, holdout_x, holdout_source=source, pool=pool,
+                        sampling_rate=float(store.sampling_rate),
+                        signal_kind=signal_kind(store.attrs))
 
 
 def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
           model_config: dict[str, Any], sampler: TimestepSampler,
           loaded: LoadedCheckpoint | None, device: torch.device, rank: int, world: int,
-          progress: bool, stop_after: int | None) -> TrainResult:
+          progress: bool, stop_after: int | None,
+          monitor: GuardMonitor | None = None) -> TrainResult:
     den.to(device)
     ema = copy.deepcopy(den.net).requires_grad_(False)
     opt = torch.optim.AdamW(den.net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
@@ -464,6 +502,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
         ema.load_state_dict(loaded.ema)
         opt.load_state_dict(loaded.train_state["optimizer"])
         sched.load_state_dict(loaded.train_state["lr_schedule"])
+        if monitor is not None:  # the trace and the controller's moves up to this checkpoint
+            monitor.load_state(loaded.train_state.get("guard"), loaded.step)
+            sampler = monitor.timesteps.build(schedule)
         if "sampler" in loaded.train_state and hasattr(sampler, "load_state_dict"):
             sampler.load_state_dict(loaded.train_state["sampler"])
         step = loaded.step
@@ -496,17 +537,40 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
         if rank == 0 and (step % cfg.log_every == 0 or step == end):
             _log(log_path, step, window, lr, time.perf_counter() - t0, cfg.batch_size)
             window, t0 = [], time.perf_counter()
+        stop = False
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            if monitor is not None and monitor.due(step):  # evaluated before the checkpoint
+                act = monitor.observe(step, Denoiser(ema, param, schedule=schedule),
+                                      {**meta, "step": step})
+                if act.timesteps is not None:  # the controller moved the sampler
+                    sampler = act.timesteps.build(schedule)
+                stop = act.decision.stop
+                bar.write(f"guard @ {step}: memorized {act.evaluation.fraction_generated:.3f} "
+                          f"(floor {act.evaluation.fraction_floor:.3f}), gate "
+                          f"{act.evaluation.gate_score:.3f}"
+                          + (" COPYING" if act.evaluation.copying else "")
+                          + (f"; sampler moved: {monitor.moves[-1]['param']} -> "
+                             f"{monitor.moves[-1]['to']:g}" if act.timesteps is not None else ""))
             train_state: dict[str, Any] = {"optimizer": opt.state_dict(),
                                            "lr_schedule": sched.state_dict(), "step": step}
             if hasattr(sampler, "state_dict"):
                 train_state["sampler"] = sampler.state_dict()
+            if monitor is not None:
+                train_state["guard"] = monitor.state_json()
             last_ckpt = save_checkpoint(
                 run_dir, step=step, keep_last=cfg.keep_last, meta={**meta, "step": step},
                 config={"train": config_to_dict(cfg), "model_config": model_config},
-                model=den.net.state_dict(), ema=ema.state_dict(), train_state=train_state)
+                model=den.net.state_dict(), ema=ema.state_dict(), train_state=train_state,
+                keep=monitor.keep_steps() if monitor is not None else ())
+            if monitor is not None:
+                monitor.write(run_dir)
         kill_point("training.step_done")  # fault tests: logged and, if due, checkpointed
+        if stop and monitor is not None:
+            bar.write(f"guard: stopped at step {step}: {monitor.decision().reason}")
+            break
     bar.close()
+    if monitor is not None and rank == 0:
+        monitor.write(run_dir)
     return TrainResult(run_dir=run_dir, step=step, last_checkpoint=last_ckpt, final_loss=last_loss)
 
 

@@ -26,14 +26,8 @@ from sigdiff.training import TrainingError, train
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    t = np.arange(32) / 32
-    freq = rng.uniform(1, 3, size=(48, 1, 1))
-    x = np.sin(2 * np.pi * freq * t + rng.uniform(0, 6, size=(48, 1, 1))).astype(np.float32)
-    path = tmp_path_factory.mktemp("data") / "sines.zarr"
-    write_store(path, 2.0 * x + 1.0, sampling_rate=32.0, labels=rng.integers(0, 3, 48))
-    return path
+def store(sines_store: Path) -> Path:
+    return sines_store
 
 
 def _cfg(store: Path, **over: object):
