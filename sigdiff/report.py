@@ -311,6 +311,29 @@ SAMPLER_FIGURES = [MEM, MEM_LP, GATE, "alignment_vs_holdout.mmd2",
                    "spectral.log_spectral_distance_db", "memorization.dcr_median_ratio"]
 
 
+def stopping_rules_table(results_dir: str | Path, d: pd.DataFrame, base: str) -> str | None:
+    """The stopping rules (`sigdiff.guard.compare`) per arm, paired against base + guard;
+    None when no cell of the sweep was guarded."""
+    from sigdiff.guard.compare import paired_selection, select_checkpoints
+
+    sel = select_checkpoints(results_dir, d)
+    if not (sel.rule.eq("guard") & sel.status.eq("ok")).any():
+        return None
+    p = paired_selection(sel, baseline=(base, "guard"))
+    rows = [[r.arm, r.rule, f"{r.mean_step:.0f}", f"{r.memorized_fraction:.3f}",
+             f"{r.gate:.3f}", _fmt_ci(r.d_mem, r.d_mem_low, r.d_mem_high, r.n),
+             _fmt_ci(r.d_gate, r.d_gate_low, r.d_gate_high, r.n), f"{r.n} ({r.n_not_ok})"]
+            for r in p.itertuples()]
+    return _md_table(["arm", "rule", "mean step", "memorized", "gate", f"Δ mem. vs {base}+guard",
+                      f"Δ gate vs {base}+guard", "n (n_not_ok)"], rows)
+
+
+def _fmt_ci(mean: float, low: float, high: float, n: int) -> str:
+    from sigdiff.stats import Interval
+
+    return Interval(mean, low, high, n).fmt()
+
+
 def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
     """The evaluation sampler as a factor: every further sampler's figures beside the primary
     sampler's on the same checkpoints (same models, same seeds), paired by seed against the
@@ -700,6 +723,17 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
                              for a in arms]), ""]
     for n in sizes:
         parts += _size_section(df[df.train_subset == n], int(n), base, sweep, summary, out)
+        rules = stopping_rules_table(results_dir, df[df.train_subset == n], base)
+        if rules:
+            parts += ["### Stopping rules: the guard, hindsight, the end of training", "",
+                      "Which checkpoint each rule hands a user, read from this sweep's own "
+                      "evaluation at that step: `guard` = what `sigdiff train --guard` (stop "
+                      "mode) returns on the cell's guard trace; `oracle` = hindsight: the "
+                      "best-aligned evaluated checkpoint whose memorization is not significantly "
+                      "above the floor by the guard's tests; `final` = the last step. Mean over "
+                      f"seeds; Δ paired by seed against {base} + guard [95% t-interval]; n = "
+                      "seeds where both are known (n_not_ok: no guard trace, no clean "
+                      "checkpoint, or no evaluation at the picked step).", "", rules, ""]
         table = sampler_table(df_all[df_all.train_subset == n], base, primary)
         if table:
             parts += ["### The evaluation sampler as a factor", "",

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -480,6 +481,7 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
               on_event: Callable[[str, int], None] | None,
               stop_after_checkpoints: int | None) -> list[dict[str, Any]]:
     from sigdiff.checkpoint import checkpoint_step, list_checkpoints
+    from sigdiff.guard.monitor import GUARD_FILE, GUARD_PLOT
     from sigdiff.training import train
 
     spec = sweep.eval
@@ -551,6 +553,9 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
         raise SweepError(f"{cell_dir}: cannot evaluate {missing[:3]}: the run's checkpoint at "
                          "that step is gone (each run keeps its last); add evaluation samplers "
                          "before a cell trains, or rerun it into a new --out directory")
+    for name in (GUARD_FILE, GUARD_PLOT):  # a guarded cell's evidence, kept beside its rows
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, cell_dir / name)
     atomic_write_text(cell_dir / "done.json", json.dumps({"cell": cell.id, "steps": current}))
     return rows
 

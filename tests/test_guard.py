@@ -59,6 +59,22 @@ def test_decision_on_a_hand_worked_trace() -> None:
     assert (moved.copying_streak, moved.stop) == (1, False)
 
 
+def test_stop_mode_choice_is_the_decision_where_it_would_have_stopped() -> None:
+    from sigdiff.guard.compare import guard_stop_choice
+
+    later = [*TRACE, _ev(700, 1.0, 1.0, 0.1)]  # clean and better aligned, but after the stop
+    record = {"config": {"patience": 3, "level": 0.5},
+              "evaluations": [e.to_dict() for e in later], "moves": []}
+    assert decide(later, patience=3, mode="stop", level=0.5).chosen_step == 700
+    assert guard_stop_choice(record) == 300  # stopped at 600 (three copying in a row)
+    record["config"]["patience"] = 4  # never stops: the whole trace decides
+    assert guard_stop_choice(record) == 700
+    # a controller move at 600 restarts the streak, so it does not stop there either
+    record["config"]["patience"] = 3
+    record["moves"] = [{"step": 600}]
+    assert guard_stop_choice(record) == 700
+
+
 def test_decision_ties_unusable_gate_and_all_copying() -> None:
     tie = [_ev(100, 1, 1, 0.7), _ev(200, 1, 1, 0.7), _ev(300, 1, 1, 0.9)]
     d = decide(tie, patience=2, mode="stop", level=0.5)
@@ -277,7 +293,9 @@ def test_a_sweep_guards_its_cells(tmp_path: Path, store: Path) -> None:
     """`guard = {...}` in a sweep's [train] guards every cell: its run folder gets guard.json,
     with the store's records outside the cell's training subset held out."""
     from sigdiff.data.store import split_store
-    from sigdiff.sweep import load_sweep, run_cell
+    from sigdiff.guard.compare import guard_stop_choice, select_checkpoints
+    from sigdiff.report import load_results, write_report
+    from sigdiff.sweep import load_sweep, run_sweep
 
     split_store(store, holdout=0.25, seed=0, out_train=tmp_path / "tr.zarr",
                 out_holdout=tmp_path / "ho.zarr")
@@ -304,9 +322,22 @@ label = "uniform"
     sweep = load_sweep(tmp_path / "sweep.toml")
     cell = sweep.cells[0]
     assert cell.config.guard is not None and cell.config.guard.n_samples == 12
-    run_cell(cell, sweep, tmp_path / "out")
-    found = list((tmp_path / "out").rglob(GUARD_FILE))
-    assert len(found) == 1
-    record = json.loads(found[0].read_text())
+    out = tmp_path / "out"
+    run_sweep(sweep, out, progress=False)
+    found = sorted(p.relative_to(out) for p in out.rglob(GUARD_FILE))
+    assert found == [Path("cells") / cell.id / GUARD_FILE, Path("cells") / cell.id / "run" /
+                     GUARD_FILE]  # the evidence is kept beside the cell's rows
+    record = json.loads((out / found[0]).read_text())
     assert [e["step"] for e in record["evaluations"]] == [3, 6]
     assert record["n_train"] == 12 and record["n_holdout"] == 36 - 12
+    # the stopping rules read the same rows: final = last step, guard = its stop-mode choice
+    df, _ = load_results(out)
+    sel = select_checkpoints(out, df).set_index("rule")
+    assert sel.at["final", "step"] == 6
+    assert sel.at["guard", "step"] == guard_stop_choice(record)
+    rows = df.set_index("step")
+    for rule in ("final", "guard"):
+        assert sel.at[rule, "memorized_fraction"] == rows.at[sel.at[rule, "step"],
+                                                            "memorization.memorized_fraction"]
+    md = (write_report(out, out / "report")).read_text()
+    assert "### Stopping rules" in md
