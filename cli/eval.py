@@ -83,6 +83,16 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[f
               help=f"comma-separated, from: {', '.join(EXTRAS)} (empty for none); default "
               f"{','.join(DEFAULT_EXTRAS)} for signals, {','.join(IMAGE_DEFAULT_EXTRAS)} for images")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto (nearest neighbours)")
+@click.option("--downstream", type=click.Choice(["classify", "forecast"]), default=None,
+              help="also train a model on the samples and test it on real data: classify "
+                   "(labelled stores: TRTR, TSTR, TRTS, augmentation, beside a copier) or "
+                   "forecast (train-on-synthetic, test-on-real MAE)")
+@click.option("--classifier", default="minirocket", show_default=True,
+              help="--downstream classify: minirocket (aeon, the default) or fcn (torch)")
+@click.option("--downstream-seeds", default=5, show_default=True, type=int,
+              help="--downstream classify: classifier seeds (intervals over them)")
+@click.option("--augment", default=1.0, show_default=True, type=float,
+              help="--downstream classify: synthetic records added, × the real training set")
 @click.option("--overwrite", is_flag=True, help="replace an existing report in --out")
 @click.option("--no-progress", is_flag=True, help="hide the progress bar")
 @click.option("--dry-run", is_flag=True, help="print the resolved options and exit")
@@ -90,8 +100,8 @@ def eval_cmd(
     train: str, holdout: str, samples: str, pool: str | None, out: str, seed: int,
     threshold: float, lowpass: float, noise_levels: tuple[float, ...], residual_sigma: float,
     smooth_sigma: float, gate_level: float, k: int, pca_components: int, permutations: int,
-    extras: tuple[str, ...] | None, device: str, overwrite: bool, no_progress: bool,
-    dry_run: bool,
+    extras: tuple[str, ...] | None, device: str, downstream: str | None, classifier: str,
+    downstream_seeds: int, augment: float, overwrite: bool, no_progress: bool, dry_run: bool,
 ) -> None:
     """Evaluate SAMPLES against TRAIN (memorization) and HOLDOUT (alignment), beside the real-data
     floor, a copier and corrupted real data; print the table and the alignment gate."""
@@ -108,6 +118,9 @@ def eval_cmd(
                 **config.to_dict()}
     if extras is None:
         resolved["extras"] = "default for the data's kind"
+    if downstream is not None:
+        resolved["downstream"] = {"task": downstream, "classifier": classifier,
+                                  "seeds": downstream_seeds, "augment": augment}
     click.echo(json.dumps(resolved, indent=2))
     if (Path(out) / "metrics.json").exists() and not overwrite:
         raise click.ClickException(f"{out} already holds a report (metrics.json); pass "
@@ -115,9 +128,24 @@ def eval_cmd(
     if dry_run:
         return
     try:
+        if downstream == "classify":  # refuse unlabelled or mismatched stores before the work
+            from sigdiff.data.store import open_store
+            from sigdiff.metrics.downstream import check_labels
+
+            check_labels([open_store(p).labels for p in (train, holdout, samples)],
+                         names=(train, holdout, samples))
         evaluate_stores(train, holdout, samples, pool=pool, config=config, out_dir=out,
                         progress=not no_progress)
+        if downstream is not None:
+            from sigdiff.metrics.downstream import downstream_stores
+
+            downstream_stores(train, holdout, samples, task=downstream, out_dir=out,
+                              classifier=classifier, seeds=downstream_seeds, augment=augment,
+                              progress=not no_progress)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     with open(f"{out}/metrics.md", encoding="utf-8") as fh:
         click.echo(fh.read())
+    if downstream is not None:
+        with open(f"{out}/downstream.md", encoding="utf-8") as fh:
+            click.echo("downstream:\n" + fh.read())

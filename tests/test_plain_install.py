@@ -23,7 +23,7 @@ DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow",
 #: Dev-only packages named by the reliability issue (blocked even if the dev extra changes).
 ALWAYS_BLOCKED = ("diffusers", "ot", "prdc", "hypothesis")
 #: Optional extras a guarded import (``try: import x / except ImportError``) may come from.
-OPTIONAL_EXTRAS = ("io",)
+OPTIONAL_EXTRAS = ("io", "downstream")
 
 
 def _norm(name: str) -> str:

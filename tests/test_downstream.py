@@ -1,0 +1,106 @@
+"""Downstream validation: the four ways against known answers on generated data (separable
+classes, real data posing as synthetic, shuffled labels, a copier), and the CLI's refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sigdiff.cli.main import cli
+
+from sigdiff.data.store import write_store
+from sigdiff.metrics.downstream import (
+    DownstreamError,
+    check_labels,
+    classify_report,
+    copier_set,
+    fit_predict,
+    forecast_report,
+)
+
+
+def _classes(n: int, seed: int, *, length: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Three separable classes: sines of 1, 3 and 6 cycles with random phase, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    t = np.arange(length) / length
+    cycles = np.array([1.0, 3.0, 6.0])[y][:, None]
+    x = np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+    x = x + 0.3 * rng.normal(size=x.shape)
+    return x[:, None, :].astype(np.float32), y
+
+
+@pytest.mark.parametrize("classifier", ["minirocket", "fcn"])
+def test_trtr_separable_real_as_synthetic_and_shuffled(classifier: str) -> None:
+    train, holdout, fresh = _classes(60, 0), _classes(60, 1), _classes(60, 2)
+    rep = classify_report(train, holdout, fresh, classifier=classifier, seeds=2)
+    trtr, tstr = rep["synthetic"]["trtr"], rep["synthetic"]["tstr"]
+    assert trtr["accuracy"]["mean"] >= 0.95 and trtr["macro_f1"]["mean"] >= 0.95
+    # "synthetic" that is fresh real data trains as well as the real training set
+    assert abs(tstr["accuracy"]["mean"] - trtr["accuracy"]["mean"]) <= 0.05
+    # labels shuffled: trained on noise labels, the holdout is predicted at chance (1/3)
+    rng = np.random.default_rng(3)
+    shuffled = (fresh[0], rng.permutation(fresh[1]))
+    bad = classify_report(train, holdout, shuffled, classifier=classifier, seeds=2)
+    assert bad["synthetic"]["tstr"]["accuracy"]["mean"] < 0.55
+    assert bad["synthetic"]["trts"]["accuracy"]["mean"] < 0.55  # the real model disagrees
+    # the copier's TSTR is reported (copies of separable training data classify well)
+    assert rep["copier"]["tstr"]["accuracy"]["mean"] >= 0.9 and "trtr" not in rep["copier"]
+    assert len(rep["synthetic"]["tstr"]["per_seed"]) == 2
+    assert np.asarray(rep["synthetic"]["tstr"]["confusion"]).sum() == 60
+
+
+def test_copier_and_augmentation_sets() -> None:
+    x, y = _classes(30, 0)
+    like = np.array([0, 0, 0, 2, 2])
+    cx, cy = copier_set(x, y, like, seed=0)
+    assert sorted(cy.tolist()) == [0, 0, 0, 2, 2]
+    for rec, lab in zip(cx, cy):  # every copied record is a training record of its class
+        hit = np.flatnonzero((x == rec).all(axis=(1, 2)))
+        assert len(hit) and (y[hit] == lab).all()
+    with pytest.raises(DownstreamError, match="at least two classes"):
+        fit_predict("fcn", x[y == 0], y[y == 0], x, seed=0)
+
+
+def test_forecast_variant_matches_its_parts() -> None:
+    from sigdiff.metrics.classifiers import predictive_score
+
+    (train, _), (holdout, _), (synth, _) = _classes(40, 0), _classes(40, 1), _classes(40, 2)
+    rep = forecast_report(train, holdout, synth)
+    assert rep["tstr_mae"] == pytest.approx(predictive_score(synth, holdout))
+    assert rep["trtr_mae"] == pytest.approx(predictive_score(train, holdout))
+    assert rep["tstr_over_trtr"] == pytest.approx(rep["tstr_mae"] / rep["trtr_mae"])
+
+
+def test_label_checks() -> None:
+    y = np.array([0, 1, 2])
+    with pytest.raises(DownstreamError, match=r"has no labels.*--downstream forecast"):
+        check_labels([y, y, None], names=("t", "h", "s"))
+    with pytest.raises(DownstreamError, match=r"labels \[7\]"):
+        check_labels([y, y, np.array([0, 7])], names=("t", "h", "s"))
+
+
+def test_eval_cli_downstream_writes_scores_and_refuses_unlabelled(tmp_path: Path) -> None:
+    paths = {}
+    for name, seed in (("train", 0), ("holdout", 1), ("samples", 2)):
+        x, y = _classes(36, seed, length=48)
+        paths[name] = tmp_path / f"{name}.zarr"
+        write_store(paths[name], x, sampling_rate=48.0, labels=y)
+    args = ["eval", "--train", str(paths["train"]), "--holdout", str(paths["holdout"]),
+            "--no-progress", "--extras", ""]
+    res = CliRunner().invoke(cli, [*args, "--samples", str(paths["samples"]), "--out",
+                                   str(tmp_path / "r"), "--downstream", "classify",
+                                   "--downstream-seeds", "2", "--classifier", "fcn"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r" / "downstream.json").read_text())
+    assert set(rep["synthetic"]) == {"trtr", "tstr", "trts", "augmentation"}
+    assert (tmp_path / "r" / "confusion.png").is_file() and "TSTR" in res.output
+    x, _ = _classes(36, 4, length=48)
+    write_store(tmp_path / "unlabelled.zarr", x, sampling_rate=48.0)
+    res = CliRunner().invoke(cli, [*args, "--samples", str(tmp_path / "unlabelled.zarr"),
+                                   "--out", str(tmp_path / "r2"), "--downstream", "classify"])
+    assert res.exit_code != 0 and "no labels" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r2" / "metrics.json").exists()  # refused before any work
