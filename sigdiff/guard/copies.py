@@ -4,7 +4,8 @@ A generated record is a **near-copy** when its distance to the closest training 
 Euclidean in data units over all channels and samples) is below the ``q``-quantile of the same
 distance for held-out real records — records the model never saw. Near-copies are dropped and
 redrawn (round r ≥ 1 draws with a seed derived from (seed, r); round 0 uses ``seed`` itself, so
-with nothing rejected the output equals plain sampling) until ``n`` records are kept or
+with nothing rejected the output equals plain sampling; later rounds draw what is missing at the
+acceptance rate seen so far, plus 20%) until ``n`` records are kept or
 ``max_rounds`` rounds are spent, which is an error naming what was reached.
 
 What it promises: no emitted record lies closer to a training record than the threshold, which
@@ -19,6 +20,7 @@ which is measured and reported (MMD² to the held-out records before and after).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -108,7 +110,9 @@ def draw_without_copies(draw: Callable[[int, int], np.ndarray], *, n: int, seed:
     n_kept = drawn = rejected = 0
     first: np.ndarray | None = None
     for r in range(max_rounds):
-        x = draw(n, round_seed(seed, r))
+        need = n - n_kept  # later rounds draw what is missing at the rate seen so far, +20%
+        m = n if r == 0 else min(n, math.ceil(1.2 * need * drawn / max(n_kept, 1)))
+        x = draw(max(m, need), round_seed(seed, r))
         first = x if first is None else first
         keep = dcr(x, train) >= threshold
         rejected += int((~keep).sum())
