@@ -159,7 +159,8 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
 
 @click.command("sample")
 @click.option("--run", required=True, type=str, help="run directory or checkpoint directory")
-@click.option("--n", "n", type=int, required=True, help="number of samples")
+@click.option("--n", "n", type=int, default=None,
+              help="number of samples (all classes together with --balance)")
 @click.option("--out", required=True, type=str, help="output store (samples.zarr)")
 @click.option("--sampler", default="dpmpp_2m", show_default=True,
               help="ddpm, ddim, euler, heun, dpmpp_2m")
@@ -169,6 +170,11 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=256, show_default=True, type=int)
 @click.option("--label", type=int, default=None, help="class label (conditional runs)")
+@click.option("--per-class", type=int, default=None,
+              help="conditional runs: this many records of every training class")
+@click.option("--balance", type=click.Choice(["prior", "uniform"]), default=None,
+              help="conditional runs: split --n over the classes by the training prior or "
+                   "uniformly")
 @click.option("--guidance", type=float, default=1.0, show_default=True,
               help="classifier-free guidance scale (1 = conditional, no guidance)")
 @click.option("--raw-weights", is_flag=True, help="sample from the raw weights instead of EMA")
@@ -188,8 +194,9 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
 @click.option("--overwrite", is_flag=True, help="replace an existing output store")
 @click.option("--dry-run", is_flag=True, help="print the resolved options and stop")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, seed: int,
-               batch_size: int, label: int | None, guidance: float, raw_weights: bool,
+def sample_cmd(run: str, n: int | None, out: str, sampler: str, steps: int, grid: str,
+               seed: int, batch_size: int, label: int | None, per_class: int | None,
+               balance: str | None, guidance: float, raw_weights: bool,
                reject_copies: bool, dcr_quantile: float, max_rounds: int, holdout: str | None,
                latest: bool, device: str, overwrite: bool, dry_run: bool, quiet: bool) -> None:
     """Draw N samples from a trained run into a store (a guarded run: from the checkpoint its
@@ -197,9 +204,11 @@ def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, 
     from sigdiff.generate import RejectOptions, check_sample_options, sample_to_store
     from sigdiff.guard.monitor import choose_checkpoint
 
-    options = {"run": run, "n": n, "out": out, "sampler": sampler, "steps": steps, "grid": grid,
-               "seed": seed, "batch_size": batch_size, "label": label, "guidance": guidance,
-               "weights": "raw" if raw_weights else "ema", "device": device}
+    options: dict[str, Any] = {
+        "run": run, "n": n, "out": out, "sampler": sampler, "steps": steps, "grid": grid,
+        "seed": seed, "batch_size": batch_size, "label": label, "per_class": per_class,
+        "balance": balance, "guidance": guidance, "weights": "raw" if raw_weights else "ema",
+        "device": device}
     if reject_copies:
         options["reject_copies"] = {"dcr_quantile": dcr_quantile, "max_rounds": max_rounds,
                                     "holdout": holdout}
@@ -208,8 +217,11 @@ def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, 
                                "--reject-copies: add it")
     click.echo("resolved options: " + json.dumps(options))
     try:
-        check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
-                             guidance=guidance)
+        if (n is None) == (per_class is None):
+            raise click.UsageError("pass --n (the number of samples) or --per-class (records "
+                                   "per class), one of them")
+        check_sample_options(n=n if n is not None else 1, steps=steps, batch_size=batch_size,
+                             sampler=sampler, grid=grid, guidance=guidance)
         checkpoint, note = choose_checkpoint(run, latest=latest)
         if note:
             click.echo(f"note: {note}")
@@ -217,15 +229,19 @@ def sample_cmd(run: str, n: int, out: str, sampler: str, steps: int, grid: str, 
             return
         path = sample_to_store(checkpoint, out, n=n, seed=seed, sampler=sampler, steps=steps, grid=grid,
                                batch_size=batch_size, label=label, guidance=guidance,
-                               use_ema=not raw_weights, device=device, overwrite=overwrite,
+                               per_class=per_class, balance=balance, use_ema=not raw_weights, device=device, overwrite=overwrite,
                                progress=not quiet,
                                reject=RejectOptions(dcr_quantile, max_rounds, holdout)
                                if reject_copies else None)
     except USER_ERRORS as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"wrote {n} samples to {path}")
-    if reject_copies:
-        from sigdiff.data.store import open_store
+    from sigdiff.data.store import open_store
 
-        click.echo("reject-copies: " + open_store(str(path)).attrs["provenance"]["reject_copies"]
-                   ["summary"])
+    prov = open_store(str(path)).attrs["provenance"]
+    total = sum(prov["class_counts"].values())
+    counts = ", ".join(f"{c}: {k}" for c, k in prov["class_counts"].items() if c != "None")
+    click.echo(f"wrote {total} samples to {path}" + (f" (per class {counts})" if counts else ""))
+    if reject_copies:
+        reports = prov["reject_copies"]
+        for rep in ([reports] if "summary" in reports else reports.values()):
+            click.echo("reject-copies: " + rep["summary"])

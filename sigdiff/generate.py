@@ -28,8 +28,20 @@ from sigdiff.denoiser import Denoiser
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
 
-__all__ = ["GRIDS", "LoadedModel", "RejectOptions", "check_output", "check_sample_options", "generate",
-           "load_model", "sample_to_store", "sigma_grid", "spatial_shape"]
+__all__ = [
+    "BALANCES",
+    "GRIDS",
+    "LoadedModel",
+    "RejectOptions",
+    "check_output",
+    "check_sample_options",
+    "class_counts",
+    "generate",
+    "load_model",
+    "sample_to_store",
+    "sigma_grid",
+    "spatial_shape",
+]
 
 GRIDS = ("trailing", "leading", "linspace", "karras")
 
@@ -214,12 +226,17 @@ class RejectOptions:
     holdout: str | None = None
 
 
-def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
+def sample_to_store(run: str | Path, out: str | Path, *, n: int | None, seed: int,
                     sampler: str = "dpmpp_2m", steps: int = 50, grid: str = "trailing",
                     batch_size: int = 256, label: int | None = None, guidance: float = 1.0,
+                    per_class: int | None = None, balance: str | None = None,
                     use_ema: bool = True, device: str = "cpu", overwrite: bool = False,
                     progress: bool = True, reject: RejectOptions | None = None) -> Path:
     """Generate and write ``out`` (a store in the real data's layout) with its provenance.
+
+    Classes (`class_counts`): unconditional, one ``label``, ``per_class`` records of every
+    training class, or ``n`` split by ``balance`` ('prior' or 'uniform'); the output's labels
+    say which class each record was drawn for.
 
     ``reject``: drop and redraw near-copies of the training records (`sigdiff.guard.copies`);
     what was rejected and what it cost in alignment is in the store's provenance.
@@ -228,15 +245,17 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
     is locked while samples are drawn and written (a second writer is refused)."""
     from sigdiff.training import TrainingError, resolve_device
 
-    check_sample_options(n=n, steps=steps, batch_size=batch_size, sampler=sampler, grid=grid,
-                         guidance=guidance)
+    check_sample_options(n=n if n is not None else 1, steps=steps, batch_size=batch_size,
+                         sampler=sampler, grid=grid, guidance=guidance)
     try:
         device = str(resolve_device(device))
     except TrainingError as exc:
         raise ValueError(str(exc)) from None
     check_output(out, overwrite=overwrite, run=run)
     model = load_model(run, use_ema=use_ema, device=device)
-    _check_model_options(model, label=label, guidance=guidance)
+    counts = class_counts(model, n=n, label=label, per_class=per_class, balance=balance)
+    for c in counts:
+        _check_model_options(model, label=c, guidance=guidance)
     sigma_grid(model, steps, grid=grid)  # steps within the model's schedule
     real = None
     if reject is not None:  # the real records are readable before anything is drawn
@@ -248,41 +267,113 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int, seed: int,
             lock.enter_context(folder_lock(os.fspath(out).removeprefix("file://"),
                                            what="output store"))
             check_output(out, overwrite=overwrite, run=run)  # another writer may have finished
-        return _sample_and_write(model, out, n=n, seed=seed, sampler=sampler, steps=steps,
-                                 grid=grid, batch_size=batch_size, label=label, guidance=guidance,
+        return _sample_and_write(model, out, counts=counts, seed=seed, sampler=sampler,
+                                 steps=steps, grid=grid, batch_size=batch_size, guidance=guidance,
                                  use_ema=use_ema, overwrite=overwrite, progress=progress,
                                  reject=reject, real=real)
 
 
-def _sample_and_write(model: LoadedModel, out: str | Path, *, n: int, seed: int, sampler: str,
-                      steps: int, grid: str, batch_size: int, label: int | None,
+def class_counts(model: LoadedModel, *, n: int | None, label: int | None = None,
+                 per_class: int | None = None, balance: str | None = None
+                 ) -> dict[int | None, int]:
+    """How many records of which class to draw: ``{None: n}`` unconditionally, ``{label: n}``,
+    ``per_class`` of every training class, or ``n`` split over the classes uniformly or by the
+    training prior (``balance``; largest remainders). Raises ValueError naming what is wrong."""
+    chosen = [name for name, v in (("--label", label), ("--per-class", per_class),
+                                   ("--balance", balance)) if v is not None]
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)} each choose the classes: pass one of them")
+    classes: list[int] = model.meta.get("classes", [])
+    if (per_class is not None or balance is not None) and not model.config.conditional:
+        raise ValueError(f"{chosen[0]} needs a class-conditional run (trained with "
+                         "--conditional); this one was trained unconditionally")
+    if per_class is not None:
+        if per_class < 1:
+            raise ValueError(f"--per-class must be >= 1, got {per_class}")
+        return {c: per_class for c in classes}
+    if n is None or n < 1:
+        raise ValueError(f"--n must be a positive integer, got {n}")
+    if balance is None:
+        return {label: n}
+    if balance not in BALANCES:
+        raise choice_error("class balance", balance, BALANCES)
+    weights = np.ones(len(classes)) if balance == "uniform" else _training_prior(model, classes)
+    share = n * weights / weights.sum()
+    counts = np.floor(share).astype(int)
+    order = np.argsort(-(share - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return {c: int(k) for c, k in zip(classes, counts) if k > 0}
+
+
+BALANCES = ("prior", "uniform")
+
+
+def _training_prior(model: LoadedModel, classes: list[int]) -> np.ndarray:
+    """Class counts of the records the run trained on (read from its training store)."""
+    from sigdiff.data.store import StoreError, open_store
+
+    data = model.meta.get("data")
+    try:
+        labels = open_store(str(data)).labels
+    except (StoreError, FileNotFoundError, OSError) as exc:
+        raise ValueError(f"--balance prior reads the run's training labels, but its store "
+                         f"{data!r} cannot be read ({exc}); use --balance uniform") from None
+    rows = model.meta.get("train_records")
+    assert labels is not None
+    ys = labels if rows is None else labels[np.asarray(rows)]
+    return np.array([(ys == c).sum() for c in classes], dtype=float)
+
+
+def class_seed(seed: int, label: int | None, n_classes: int) -> int:
+    """One class of several draws with a seed derived from (seed, label); a single class (or an
+    unconditional draw) with ``seed`` itself."""
+    if n_classes == 1 or label is None:
+        return seed
+    return int(np.random.SeedSequence([seed, 104729, label]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def _sample_and_write(model: LoadedModel, out: str | Path, *, counts: dict[int | None, int],
+                      seed: int, sampler: str, steps: int, grid: str, batch_size: int,
                       guidance: float, use_ema: bool, overwrite: bool, progress: bool,
                       reject: RejectOptions | None = None,
                       real: tuple[np.ndarray, np.ndarray, str] | None = None) -> Path:
     from sigdiff.data.store import write_store
 
-    def draw(m: int, s: int) -> np.ndarray:
-        return generate(model, n=m, seed=s, sampler=sampler, steps=steps, grid=grid,
-                        batch_size=batch_size, label=label, guidance=guidance, progress=progress)
+    parts, labels, filtered = [], [], {}
+    for label, k in counts.items():
+        def draw(m: int, s: int, label: int | None = label) -> np.ndarray:
+            return generate(model, n=m, seed=s, sampler=sampler, steps=steps, grid=grid,
+                            batch_size=batch_size, label=label, guidance=guidance,
+                            progress=progress)
 
-    filtered: dict[str, Any] | None = None
-    if reject is None or real is None:
-        x = draw(n, seed)
-    else:
-        from sigdiff.guard.copies import draw_without_copies
+        s = class_seed(seed, label, len(counts))
+        if reject is None or real is None:
+            x = draw(k, s)
+        else:
+            from sigdiff.guard.copies import draw_without_copies
 
-        x, report = draw_without_copies(draw, n=n, seed=seed, train=real[0], holdout=real[1],
-                                        quantile=reject.quantile, max_rounds=reject.max_rounds)
-        filtered = {**report.to_dict(), "holdout": real[2], "summary": report.summary()}
+            x, report = draw_without_copies(draw, n=k, seed=s, train=real[0], holdout=real[1],
+                                            quantile=reject.quantile,
+                                            max_rounds=reject.max_rounds)
+            filtered[str(label)] = {**report.to_dict(), "holdout": real[2],
+                                    "summary": report.summary()}
+        parts.append(x)
+        labels.append(np.full(k, -1 if label is None else label, dtype=np.int64))
+    x = np.concatenate(parts)
     kill_point("generate.before_write")  # fault tests: all drawn, nothing written
     meta = model.meta
+    one = next(iter(counts)) if len(counts) == 1 else None
     provenance = {"generated_by": "sigdiff sample", "checkpoint": str(model.checkpoint.path),
                   "step": model.checkpoint.step, "sampler": sampler, "steps": steps, "grid": grid,
-                  "seed": seed, "weights": "ema" if use_ema else "raw", "label": label,
+                  "seed": seed, "weights": "ema" if use_ema else "raw", "label": one,
+                  "class_counts": {str(c): k for c, k in counts.items()},
                   "guidance": guidance, "training_data": meta.get("data"),
-                  "reject_copies": filtered}
-    labels = np.full(n, label, dtype=np.int64) if label is not None else None
-    write_store(out, x, sampling_rate=float(meta["sampling_rate"]), labels=labels,
+                  "reject_copies": (filtered.get(str(one)) if len(counts) == 1 else filtered)
+                  if reject is not None else None}
+    conditional = any(c is not None for c in counts)
+    write_store(out, x, sampling_rate=float(meta["sampling_rate"]),
+                labels=np.concatenate(labels) if conditional else None,
                 units=meta.get("units", "a.u."),
                 channel_names=meta.get("channel_names") or None,
                 attrs={"provenance": provenance}, overwrite=overwrite)

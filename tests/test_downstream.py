@@ -104,3 +104,48 @@ def test_eval_cli_downstream_writes_scores_and_refuses_unlabelled(tmp_path: Path
                                    "--out", str(tmp_path / "r2"), "--downstream", "classify"])
     assert res.exit_code != 0 and "no labels" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r2" / "metrics.json").exists()  # refused before any work
+
+
+def test_class_conditional_sampling_per_class_and_balance(tmp_path: Path,
+                                                          sines_store: Path) -> None:
+    from sigdiff.data.store import open_store
+    from sigdiff.generate import class_counts, generate, load_model
+
+    run = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "--data", str(sines_store), "--out", str(run), "--preset",
+                              "tiny", "--steps", "4", "--conditional", "--set",
+                              "label_dropout=0.1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    base = ["sample", "--run", str(run), "--steps", "3", "--quiet"]
+    res = runner.invoke(cli, [*base, "--per-class", "4", "--out", str(tmp_path / "pc.zarr")])
+    assert res.exit_code == 0, res.output
+    s = open_store(tmp_path / "pc.zarr")
+    assert s.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    model = load_model(run)
+    prior = np.bincount(open_store(sines_store).labels, minlength=3).astype(float)
+    share = 10 * prior / prior.sum()  # largest remainders, by hand
+    want = np.floor(share).astype(int)
+    want[np.argsort(-(share - want), kind="stable")[: 10 - want.sum()]] += 1
+    got = class_counts(model, n=10, balance="prior")
+    assert list(got.values()) == [k for k in want.tolist() if k] and sum(got.values()) == 10
+    assert class_counts(model, n=10, balance="uniform") == {0: 4, 1: 3, 2: 3}
+    # one label draws with the seed itself: the same records as generate()
+    res = runner.invoke(cli, [*base, "--n", "5", "--label", "2", "--seed", "7", "--out",
+                              str(tmp_path / "one.zarr")])
+    assert res.exit_code == 0, res.output
+    one = open_store(tmp_path / "one.zarr")
+    np.testing.assert_allclose(one.read(np.arange(5)),
+                               generate(model, n=5, seed=7, steps=3, label=2, progress=False),
+                               rtol=1e-6)
+    assert one.labels.tolist() == [2] * 5
+    for bad, msg in ((["--per-class", "2", "--label", "1"], "pass one of them"),
+                     (["--n", "4", "--per-class", "2"], "one of them")):
+        res = runner.invoke(cli, [*base, *bad, "--out", str(tmp_path / "x.zarr")])
+        assert res.exit_code != 0 and msg in res.output and "Traceback" not in res.output
+    uncond = tmp_path / "u"
+    assert runner.invoke(cli, ["train", "--data", str(sines_store), "--out", str(uncond),
+                               "--preset", "tiny", "--steps", "2", "--quiet"]).exit_code == 0
+    res = runner.invoke(cli, ["sample", "--run", str(uncond), "--per-class", "2", "--out",
+                              str(tmp_path / "y.zarr")])
+    assert res.exit_code != 0 and "class-conditional" in res.output
