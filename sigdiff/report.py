@@ -311,6 +311,49 @@ SAMPLER_FIGURES = [MEM, MEM_LP, GATE, "alignment_vs_holdout.mmd2",
                    "spectral.log_spectral_distance_db", "memorization.dcr_median_ratio"]
 
 
+TSTR, AUG_GAIN, TRTR = ("downstream.tstr.macro_f1", "downstream.augmentation_gain",
+                        "downstream.trtr.macro_f1")
+
+
+def utility_section(d: pd.DataFrame, n: int, base: str, out: Path) -> list[str]:
+    """Downstream utility (TSTR macro-F1, augmentation gain) against the memorized fraction over
+    checkpoints and arms (a plot), and per arm at the final step (a table, paired by seed)."""
+    tag = _n(n)
+    arms = _arms(d)
+    colors = _colors(arms)
+    fig, axes = _figure(1, 2, (12, 4.5))
+    for ax, key in zip(axes.flat, (TSTR, AUG_GAIN)):
+        for arm in arms:
+            g = d[d.arm == arm].groupby("step")[[MEM, key]].mean()
+            ax.plot(g[MEM], g[key], marker="o", ms=3, color=colors[arm], label=arm)
+            ax.plot(g[MEM].iloc[-1:], g[key].iloc[-1:], marker="s", ms=7, color=colors[arm])
+        if key == TSTR:
+            ax.axhline(float(d[TRTR].mean()), color="k", ls="--", lw=1, label="TRTR (real)")
+        else:
+            ax.axhline(0, color="k", ls="--", lw=1, label="no gain")
+        ax.set_xlabel("memorized fraction")
+        ax.set_ylabel("TSTR macro-F1" if key == TSTR else "augmentation gain in macro-F1")
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("utility against memorization: one point per checkpoint (mean over seeds), "
+                 "square = final step", fontsize=9)
+    fig.savefig(out / f"utility_n{tag}.png", dpi=110)
+    final = d[d.step == d.groupby("cell").step.transform("max")]
+    rows = []
+    for arm in arms:
+        a = final[final.arm == arm].set_index("seed")
+        b = final[final.arm == base].set_index("seed")
+        cells = [t_interval(a[k].to_numpy(dtype=float)).fmt() for k in (MEM, TSTR, AUG_GAIN)]
+        deltas = ["—", "—"] if arm == base else [_paired(a[k], b[k]).fmt() for k in (TSTR, MEM)]
+        rows.append([arm, *cells, *deltas])
+    return ["### Utility against memorization", "",
+            f"A classifier trained on each checkpoint's labelled samples and tested on the "
+            f"holdout (TSTR), and on the real records plus as many synthetic ones (gain over "
+            f"TRTR, mean TRTR macro-F1 {float(d[TRTR].mean()):.3f}); the trade-off a user buys.",
+            "", f"![](utility_n{tag}.png)", "",
+            _md_table(["arm", "memorized (final)", "TSTR macro-F1", "augmentation gain",
+                       f"Δ TSTR vs {base}", f"Δ memorized vs {base}"], rows), ""]
+
+
 def stopping_rules_table(results_dir: str | Path, d: pd.DataFrame, base: str) -> str | None:
     """The stopping rules (`sigdiff.guard.compare`) per arm, paired against base + guard;
     None when no cell of the sweep was guarded."""
@@ -723,6 +766,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
                              for a in arms]), ""]
     for n in sizes:
         parts += _size_section(df[df.train_subset == n], int(n), base, sweep, summary, out)
+        if TSTR in df:
+            parts += utility_section(df[df.train_subset == n], int(n), base, out)
         rules = stopping_rules_table(results_dir, df[df.train_subset == n], base)
         if rules:
             parts += ["### Stopping rules: the guard, hindsight, the end of training", "",

@@ -149,6 +149,12 @@ class EvalSpec:
     metrics: Any = None  # EvalConfig; a mapping from TOML is validated into one
     #: further evaluation samplers (`[[eval.also]]` tables), e.g. DDIM-100 to t = 0 and DDPM-1000
     also: tuple[EvalSampler, ...] = ()
+    #: class-conditional cells: draw the samples with this class mix ('prior' or 'uniform',
+    #: `sigdiff.generate.class_counts`) and keep their labels; None: unconditional draws
+    balance: str | None = None
+    #: downstream utility per checkpoint (needs `balance`): a table with `classifier`
+    #: (default minirocket), `seeds` (2) and `augment` (1.0); rows gain `downstream.*` columns
+    downstream: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from sigdiff.metrics.evaluate import EvalConfig, eval_config_from_dict
@@ -176,12 +182,37 @@ class EvalSpec:
         if len(set(labels)) != len(labels):
             raise SweepError(f"[[eval.also]] repeats an evaluation sampler: {labels}")
         object.__setattr__(self, "also", tuple(also))
+        self._check_downstream()
         if not isinstance(self.metrics, EvalConfig):
             values = {**SWEEP_METRICS, **dict(self.metrics or {})}
             try:
                 object.__setattr__(self, "metrics", eval_config_from_dict(values))
             except ValueError as exc:
                 raise SweepError(f"[eval.metrics]: {exc}") from exc
+
+    def _check_downstream(self) -> None:
+        from sigdiff.generate import BALANCES
+        from sigdiff.metrics.downstream import CLASSIFIERS
+
+        if self.balance is not None and self.balance not in BALANCES:
+            raise SweepError(f"[eval] balance must be one of {', '.join(BALANCES)}, got "
+                             f"{self.balance!r}")
+        if self.downstream is None:
+            return
+        if self.balance is None:
+            raise SweepError("[eval] downstream needs labelled samples: set balance = \"prior\" "
+                             "(class-conditional cells)")
+        d = {"classifier": "minirocket", "seeds": 2, "augment": 1.0, **dict(self.downstream)}
+        unknown = sorted(set(d) - {"classifier", "seeds", "augment"})
+        if unknown:
+            raise SweepError(f"[eval] downstream: unknown key(s) {unknown}; valid: augment, "
+                             "classifier, seeds")
+        if d["classifier"] not in CLASSIFIERS:
+            raise SweepError(f"[eval] downstream classifier must be one of "
+                             f"{', '.join(CLASSIFIERS)}, got {d['classifier']!r}")
+        if not isinstance(d["seeds"], int) or d["seeds"] < 1 or not d["augment"] > 0:
+            raise SweepError(f"[eval] downstream seeds must be >= 1 and augment > 0, got {d}")
+        object.__setattr__(self, "downstream", d)
 
     @property
     def label(self) -> str:
@@ -197,9 +228,12 @@ class EvalSpec:
             how = next((e for e in self.also if e.label == label), None)
             if how is None:
                 raise SweepError(f"no evaluation sampler {label!r} in this sweep")
-        return {"n_samples": self.n_samples, "sampler": how.sampler,
-                "sampler_steps": how.sampler_steps, "grid": how.grid,
-                "sample_seed": self.sample_seed, "use_ema": self.use_ema}
+        out = {"n_samples": self.n_samples, "sampler": how.sampler,
+               "sampler_steps": how.sampler_steps, "grid": how.grid,
+               "sample_seed": self.sample_seed, "use_ema": self.use_ema}
+        if self.balance is not None:  # only when set: older sweeps' saved samples stay valid
+            out["balance"] = self.balance
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (what `--dry-run` prints)."""
@@ -207,14 +241,17 @@ class EvalSpec:
                 "metrics": self.metrics.to_dict(),
                 "also": [{"sampler": e.sampler, "sampler_steps": e.sampler_steps, "grid": e.grid,
                           "checkpoints": list(e.checkpoints or ()) or None,
-                          "arms": list(e.arms or ()) or None} for e in self.also]}
+                          "arms": list(e.arms or ()) or None} for e in self.also],
+                "balance": self.balance, "downstream": self.downstream}
 
     def fingerprint(self) -> str:
         """Identifies the metric settings and result schema a row was measured with."""
         import hashlib
 
-        text = json.dumps({"schema": EVAL_SCHEMA, "metrics": self.metrics.to_dict()},
-                          sort_keys=True)
+        what: dict[str, Any] = {"schema": EVAL_SCHEMA, "metrics": self.metrics.to_dict()}
+        if self.downstream is not None:  # only when set: older rows stay fresh
+            what["downstream"] = self.downstream
+        text = json.dumps(what, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -350,6 +387,10 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
             raise SweepError(f"[[eval.also]] {extra.label}: arms {unknown} are not arm labels of "
                              f"this sweep ({', '.join(sorted(labels))})")
     for cell in cells:
+        if spec.balance is not None and not cell.config.conditional:
+            raise SweepError(f"[eval] balance = {spec.balance!r} draws class-conditional samples, "
+                             f"but cell {cell.id} is unconditional: set conditional = true (and "
+                             "label_dropout > 0) in [train], or drop balance/downstream")
         off = [t for t in _targets(cell.config, spec)
                if t % cell.config.checkpoint_every and t != cell.config.steps]
         if off:
@@ -405,21 +446,69 @@ def checkpoint_samples(ckpt: Path, path: Path | None, spec: EvalSpec,
     """The evaluation samples of one checkpoint under the sampler ``label`` (default: the primary
     one), (n, C, L) in data units: read from `path` when an earlier evaluation saved them, else
     generated (fixed seed) and saved there atomically, so a changed evaluation re-measures the
-    same samples without retraining or resampling."""
-    from sigdiff.generate import generate, load_model
+    same samples without retraining or resampling. With ``spec.balance`` the samples are drawn
+    per class (`sigdiff.generate.class_counts`) and their labels saved beside them
+    (`sample_labels`)."""
+    from sigdiff.generate import class_counts, class_seed, generate, load_model
 
-    if path is not None and path.is_file():
+    labels_path = _labels_path(path) if path is not None else None
+    if path is not None and path.is_file() and (labels_path is None or spec.balance is None
+                                                or labels_path.is_file()):
         return np.asarray(np.load(path))
     how = spec.sampling(label)
     model = load_model(ckpt, use_ema=spec.use_ema)
-    x = generate(model, n=spec.n_samples, seed=spec.sample_seed, sampler=how["sampler"],
-                 steps=how["sampler_steps"], grid=how["grid"], progress=False)
+    counts: dict[int | None, int] = (
+        {None: spec.n_samples} if spec.balance is None else
+        class_counts(model, n=spec.n_samples, balance=spec.balance))
+    parts, ys = [], []
+    for c, k in counts.items():
+        parts.append(generate(model, n=k, seed=class_seed(spec.sample_seed, c, len(counts)),
+                              sampler=how["sampler"], steps=how["sampler_steps"],
+                              grid=how["grid"], label=c, progress=False))
+        ys.append(np.full(k, -1 if c is None else c, dtype=np.int64))
+    x = np.concatenate(parts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, x)
-        tmp.replace(path)
+        if spec.balance is not None and labels_path is not None:  # labels first: x marks done
+            _save_npy(labels_path, np.concatenate(ys))
+        _save_npy(path, x)
     return x
+
+
+def _labels_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".labels.npy")
+
+
+def sample_labels(path: Path) -> np.ndarray | None:
+    """The class labels saved beside a checkpoint's samples (None: drawn unconditionally)."""
+    lp = _labels_path(path)
+    return np.asarray(np.load(lp)) if lp.is_file() else None
+
+
+def _save_npy(path: Path, x: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, x)
+    tmp.replace(path)
+
+
+def cell_downstream(cell: Cell, sweep: SweepConfig) -> dict[str, Any]:
+    """What the downstream figures of a cell need: its labelled training records, the labelled
+    holdout, and its TRTR macro-F1 (the same at every checkpoint, computed once)."""
+    from sigdiff.data.store import open_store
+    from sigdiff.metrics.downstream import trtr_score
+    from sigdiff.training import subset_records
+
+    spec = sweep.eval
+    assert spec.downstream is not None
+    tr, ho = open_store(sweep.train_path), open_store(sweep.holdout_path)
+    if tr.labels is None or ho.labels is None:
+        raise SweepError("[eval] downstream needs labelled training and holdout stores")
+    rows = subset_records(cell.config, tr.n_samples)
+    train = (tr.read(rows), tr.labels[rows])
+    holdout = (ho.read(np.arange(ho.n_samples)), ho.labels)
+    trtr = trtr_score(train, holdout, classifier=spec.downstream["classifier"],
+                      seeds=spec.downstream["seeds"])
+    return {"train": train, "holdout": holdout, "trtr": trtr}
 
 
 def cell_context(cell: Cell, sweep: SweepConfig) -> Any:
@@ -440,15 +529,28 @@ def cell_context(cell: Cell, sweep: SweepConfig) -> Any:
                    signal_kind=signal_kind(attrs))
 
 
-def evaluate_samples(ctx: Any, samples: np.ndarray, spec: EvalSpec) -> dict[str, Any]:
-    """The flat result row of one checkpoint's samples (`sigdiff.metrics.evaluate`'s schema)."""
+def evaluate_samples(ctx: Any, samples: np.ndarray, spec: EvalSpec,
+                     labels: np.ndarray | None = None,
+                     down: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The flat result row of one checkpoint's samples (`sigdiff.metrics.evaluate`'s schema),
+    with `downstream.*` utility figures when the sweep asks for them (``down``: the cell's
+    `cell_downstream`, ``labels``: the samples' classes)."""
     from sigdiff.metrics.evaluate import evaluate_with, flatten_report
 
     report = evaluate_with(ctx, samples)
     meta = report["meta"]
-    return {"n_samples": meta["n_samples"], "n_train_records": meta["n_train"],
-            "n_target": meta["n_target"], "n_compared": meta["n_compared"],
-            "eval_fingerprint": spec.fingerprint(), **flatten_report(report)}
+    row = {"n_samples": meta["n_samples"], "n_train_records": meta["n_train"],
+           "n_target": meta["n_target"], "n_compared": meta["n_compared"],
+           "eval_fingerprint": spec.fingerprint(), **flatten_report(report)}
+    if spec.downstream is not None and down is not None and labels is not None:
+        from sigdiff.metrics.downstream import utility_scores
+
+        d = spec.downstream
+        scores = utility_scores(down["train"], down["holdout"], (samples, labels),
+                                classifier=d["classifier"], seeds=d["seeds"],
+                                augment=d["augment"], trtr=down["trtr"])
+        row.update({f"downstream.{k}": v for k, v in scores.items()})
+    return row
 
 
 def _targets(cfg: TrainConfig, spec: EvalSpec | None = None) -> list[int]:
@@ -491,14 +593,17 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
     wanted = _wanted(cell, spec)
     for label in {label for _, label in wanted}:
         _check_sampling(_samples_dir(cell_dir, spec, label), spec, label)
-    context: list[Any] = []  # built on first use: a finished, up-to-date cell needs none
+    context: dict[str, Any] = {}  # built on first use: a finished, up-to-date cell needs none
 
-    def ctx() -> Any:
-        if not context:
-            context.append(cell_context(cell, sweep))
-        return context[0]
+    def measure(x: np.ndarray, path: Path) -> dict[str, Any]:
+        if "eval" not in context:
+            context["eval"] = cell_context(cell, sweep)
+        if spec.downstream is not None and "down" not in context:
+            context["down"] = cell_downstream(cell, sweep)
+        return evaluate_samples(context["eval"], x, spec, labels=sample_labels(path),
+                                down=context.get("down"))
 
-    rows = _refresh_stale(_read_rows(rows_path), cell_dir, spec, ctx)
+    rows = _refresh_stale(_read_rows(rows_path), cell_dir, spec, measure)
     _rewrite_rows(rows_path, rows)  # drops a cut last line, stores re-measured rows
     done = {_row_key(r, spec) for r in rows}
     if (cell_dir / "done.json").is_file() and wanted <= done:
@@ -517,11 +622,10 @@ def _run_cell(cell: Cell, sweep: SweepConfig, out_dir: Path,
                 if (step, label) in done or (step, label) not in wanted:
                     continue
                 t0 = time.perf_counter()
-                x = checkpoint_samples(ckpt, _samples_path(cell_dir, step, spec, label), spec,
-                                       label)
+                path = _samples_path(cell_dir, step, spec, label)
+                x = checkpoint_samples(ckpt, path, spec, label)
                 kill_point("sweep.samples_saved")
-                row = {**meta, "step": step, "sampler": label,
-                       **evaluate_samples(ctx(), x, spec),
+                row = {**meta, "step": step, "sampler": label, **measure(x, path),
                        "train_seconds": round(train_seconds, 3),
                        "eval_seconds": round(time.perf_counter() - t0, 3),
                        "checkpoint": str(ckpt.relative_to(out_dir))}
@@ -616,7 +720,8 @@ def _check_sampling(folder: Path, spec: EvalSpec, label: str) -> None:
 
 
 def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
-                   ctx: Callable[[], Any]) -> list[dict[str, Any]]:
+                   measure: Callable[[np.ndarray, Path], dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
     """Re-measure rows written under other metric settings (or an older schema) from the samples
     saved beside them: the evaluation changes, the models and their samples do not."""
     fresh = spec.fingerprint()
@@ -637,7 +742,7 @@ def _refresh_stale(rows: list[dict[str, Any]], cell_dir: Path, spec: EvalSpec,
         t0 = time.perf_counter()
         keep = {k: row[k] for k in ("cell", "arm", "train_subset", "seed", "steps", "timesteps",
                                     "weighting", "step", "train_seconds", "checkpoint")}
-        new = {**keep, "sampler": label, **evaluate_samples(ctx(), np.load(path), spec)}
+        new = {**keep, "sampler": label, **measure(np.load(path), path)}
         new["eval_seconds"] = round(time.perf_counter() - t0, 3)
         out.append(new)
     return out

@@ -149,3 +149,67 @@ def test_class_conditional_sampling_per_class_and_balance(tmp_path: Path,
     res = runner.invoke(cli, ["sample", "--run", str(uncond), "--per-class", "2", "--out",
                               str(tmp_path / "y.zarr")])
     assert res.exit_code != 0 and "class-conditional" in res.output
+
+
+def test_a_sweep_measures_utility_beside_memorization(tmp_path: Path) -> None:
+    """[eval] balance + downstream: conditional cells sample per class, keep the labels, and
+    their rows carry TSTR / augmentation figures equal to the classifier run by hand on the same
+    saved samples; the report plots utility against memorization."""
+    from sigdiff.data.store import open_store
+    from sigdiff.metrics.downstream import trtr_score, utility_scores
+    from sigdiff.report import write_report
+    from sigdiff.sweep import SweepError, load_sweep, run_sweep, sample_labels
+    from sigdiff.training import subset_records
+
+    paths = {}
+    for name, seed in (("train", 0), ("holdout", 1)):
+        x, y = _classes(30, seed, length=32)
+        paths[name] = tmp_path / f"{name}.zarr"
+        write_store(paths[name], x, sampling_rate=32.0, labels=y)
+    text = f"""
+name = "utility"
+seeds = [0, 1]
+train_subsets = [12]
+[data]
+train = "{paths['train']}"
+holdout = "{paths['holdout']}"
+[train]
+steps = 4
+batch_size = 8
+checkpoint_every = 2
+conditional = true
+label_dropout = 0.1
+model = {{ name = "unet", preset = "tiny" }}
+optim = {{ warmup_steps = 1 }}
+[eval]
+n_samples = 12
+sampler_steps = 3
+balance = "uniform"
+downstream = {{ classifier = "fcn", seeds = 1 }}
+[[arm]]
+label = "uniform"
+"""
+    (tmp_path / "sweep.toml").write_text(text)
+    sweep = load_sweep(tmp_path / "sweep.toml")
+    out = tmp_path / "out"
+    rows = run_sweep(sweep, out, progress=False)
+    assert len(rows) == 4 and all("downstream.tstr.macro_f1" in r for r in rows)
+    cell = sweep.cells[0]
+    path = out / "cells" / cell.id / "samples" / "step_00000004.npy"
+    labels = sample_labels(path)
+    assert labels is not None and np.bincount(labels).tolist() == [4, 4, 4]
+    tr, ho = open_store(paths["train"]), open_store(paths["holdout"])
+    recs = subset_records(cell.config, tr.n_samples)
+    train = (tr.read(recs), tr.labels[recs])
+    holdout = (ho.read(np.arange(ho.n_samples)), ho.labels)
+    trtr = trtr_score(train, holdout, classifier="fcn", seeds=1)
+    want = utility_scores(train, holdout, (np.load(path), labels), classifier="fcn", seeds=1,
+                          augment=1.0, trtr=trtr)
+    row = next(r for r in rows if r["cell"] == cell.id and r["step"] == 4)
+    for key, value in want.items():
+        assert row[f"downstream.{key}"] == pytest.approx(value)
+    md = write_report(out, out / "report").read_text()
+    assert "Utility against memorization" in md and (out / "report" / "utility_n12.png").is_file()
+    (tmp_path / "sweep.toml").write_text(text.replace("conditional = true\n", ""))
+    with pytest.raises(SweepError, match="unconditional"):
+        load_sweep(tmp_path / "sweep.toml")

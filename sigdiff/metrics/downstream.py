@@ -369,3 +369,33 @@ def plot_confusion(report: Mapping[str, Any], path: Any) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --- per checkpoint (sweeps): utility beside memorization --------------------------------------
+def trtr_score(train: tuple[np.ndarray, np.ndarray], holdout: tuple[np.ndarray, np.ndarray], *,
+               classifier: str, seeds: int) -> float:
+    """Mean holdout macro-F1 of the classifier trained on the real training records."""
+    labels = np.unique(np.concatenate([train[1], holdout[1]]))
+    return float(np.mean([_scores(holdout[1], fit_predict(classifier, *train, holdout[0],
+                                                          seed=s), labels)["macro_f1"]
+                          for s in range(seeds)]))
+
+
+def utility_scores(train: tuple[np.ndarray, np.ndarray], holdout: tuple[np.ndarray, np.ndarray],
+                   synthetic: tuple[np.ndarray, np.ndarray], *, classifier: str, seeds: int,
+                   augment: float, trtr: float) -> dict[str, float]:
+    """TSTR and augmentation (module docstring) holdout macro-F1 and accuracy, mean over
+    ``seeds``, and the augmentation gain over ``trtr`` (the cell's TRTR macro-F1)."""
+    labels = np.unique(np.concatenate([train[1], holdout[1], synthetic[1]]))
+    got: dict[str, list[dict[str, Any]]] = {"tstr": [], "augmentation": []}
+    for s in range(seeds):
+        splits = _splits(train, holdout, synthetic, augment, s)
+        for way in got:
+            sp = splits[way]
+            got[way].append(_scores(sp.test_y, fit_predict(classifier, sp.train_x, sp.train_y,
+                                                           sp.test_x, seed=s), labels))
+    out = {f"{way}.{key}": float(np.mean([r[key] for r in rs]))
+           for way, rs in got.items() for key in ("macro_f1", "accuracy")}
+    out["trtr.macro_f1"] = trtr
+    out["augmentation_gain"] = out["augmentation.macro_f1"] - trtr
+    return out
