@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
+from sigdiff.errors import USER_ERRORS
+
 __all__ = ["claims_cmd", "report_cmd", "sweep_cmd"]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError,
-                                             RuntimeError)
 
 
 @click.command("sweep")

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
+from sigdiff.cli._options import key_values
 
 from sigdiff.contribution import format_summary, learning_contribution, plot_contribution
 from sigdiff.parameterization import PARAMETERIZATIONS, Parameterization
@@ -26,22 +26,8 @@ __all__ = ["timesteps"]
 _CI_OPTIONS = ("center", "width", "c_l", "c_h", "q", "z_l", "z_h", "tail")
 
 
-def _value(text: str) -> Any:
-    """A number where the text is one, else the bare string (``tail=uniform``)."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
-        key, value = item.split("=", 1)
-        out[key.strip()] = _value(value.strip())
-    return out
+    return dict(key_values(items, option))
 
 
 @click.group("timesteps")

@@ -4,26 +4,19 @@ library function (sigdiff.training.train / sigdiff.generate.sample_to_store)."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
+from sigdiff.cli._options import key_values
+
+from sigdiff.errors import USER_ERRORS
 
 __all__ = ["sample_cmd", "train_cmd"]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
 #: `sigdiff train` flags that configure the guard → GuardConfig fields
 GUARD_FLAGS = {"holdout": "holdout", "guard_mode": "mode", "guard_every": "every",
                "guard_samples": "n_samples", "guard_patience": "patience"}
-
-
-def _parse_value(text: str) -> Any:
-    """A TOML scalar or array (``0.2``, ``true``, ``"x"``, ``[1, 2]``); bare words are strings."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def _assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -34,16 +27,6 @@ def _assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise click.BadParameter(f"{dotted!r}: {p!r} is not a section")
     node[leaf] = value
-
-
-def _pairs(items: tuple[str, ...], option: str) -> list[tuple[str, Any]]:
-    out = []
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
-        key, value = item.split("=", 1)
-        out.append((key.strip(), _parse_value(value.strip())))
-    return out
 
 
 def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[str, ...],
@@ -65,11 +48,11 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
                                "the memorization guard: add --guard")
     if flags.get("guard"):
         tree["guard"] = {GUARD_FLAGS[flag]: flags[flag] for flag in used}
-    for key, value in _pairs(params, "--param"):
+    for key, value in key_values(params, "--param"):
         _assign(tree, f"timesteps.params.{key}", value)
-    for key, value in _pairs(wparams, "--weighting-param"):
+    for key, value in key_values(wparams, "--weighting-param"):
         _assign(tree, f"weighting.params.{key}", value)
-    for key, value in _pairs(sets, "--set"):
+    for key, value in key_values(sets, "--set"):
         _assign(tree, key, value)
     return tree
 
@@ -142,8 +125,6 @@ def train_cmd(out: str, preset: str | None, config_path: str | None, params: tup
     except click.ClickException:
         raise
     except USER_ERRORS as err:
-        raise click.ClickException(str(err)) from err
-    except RuntimeError as err:  # TrainingError and friends
         raise click.ClickException(str(err)) from err
     click.echo(f"trained {result.step} steps; final loss {result.final_loss:.4f}; "
                f"checkpoint {result.last_checkpoint}")

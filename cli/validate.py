@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
+from sigdiff.errors import USER_ERRORS
+
 __all__ = ["validate_cmd"]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, KeyError)
 SPLIT = {"holdout": 0.2, "split_seed": 0}  # as a sweep splits a catalog dataset
 
 

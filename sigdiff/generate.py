@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
 from sigdiff._utils import choice_error
+from sigdiff.build import build_denoiser, check_rank, resolve_device
 from sigdiff.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict
 from sigdiff.data.dataset import Normalizer
 from sigdiff.denoiser import Denoiser
+from sigdiff.errors import TrainingError
 from sigdiff.samplers import get_sampler, prior_noise
 from sigdiff.schedules import karras_sigmas
 
@@ -65,7 +67,6 @@ def spatial_shape(meta: dict[str, Any]) -> tuple[int, ...]:
 
 def load_model(run: str | Path, *, use_ema: bool = True, device: str = "cpu") -> LoadedModel:
     """Rebuild the denoiser of a run (its latest checkpoint) or of one checkpoint directory."""
-    from sigdiff.training import TrainingError, build_denoiser, check_rank
 
     ckpt = load_checkpoint(run)
     try:
@@ -243,7 +244,6 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int | None, seed: in
 
     Options, the output and the model's fit to the options are checked first; a local ``out``
     is locked while samples are drawn and written (a second writer is refused)."""
-    from sigdiff.training import TrainingError, resolve_device
 
     check_sample_options(n=n if n is not None else 1, steps=steps, batch_size=batch_size,
                          sampler=sampler, grid=grid, guidance=guidance)

@@ -12,13 +12,12 @@ same global batch.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
 from sigdiff._utils import append_dims, atomic_write_text
+from sigdiff.build import build_denoiser, check_rank, resolve_device
 from sigdiff.checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
@@ -43,10 +43,13 @@ from sigdiff.checkpoint import (
 from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
 from sigdiff.data.store import open_store
 from sigdiff.denoiser import Denoiser
+from sigdiff.errors import TrainingError
 from sigdiff.guard.monitor import GuardMonitor, guard_rows
 from sigdiff.losses import denoising_loss
-from sigdiff.models import build_model
+from sigdiff.parameterization import Parameterization
+from sigdiff.schedules import DiscreteSchedule
 from sigdiff.timesteps import TimestepSampler
+from sigdiff.weighting import LossWeightingConfig
 
 __all__ = ["TrainResult", "TrainingError", "build_denoiser", "check_rank", "read_run_config",
            "resolve_device", "step_generator", "train"]
@@ -57,8 +60,6 @@ LOSS_BUCKETS = 4
 IN_MEMORY_LIMIT_BYTES = 4 * 2**30
 
 
-class TrainingError(RuntimeError):
-    """Training cannot continue (non-finite loss, data/config mismatch, unusable run directory)."""
 
 
 @dataclass(frozen=True)
@@ -155,52 +156,6 @@ class _Batches:
         return x.to(self.device), (y.to(self.device) if y is not None else None)
 
 
-# --- model ----------------------------------------------------------------------------------
-def build_denoiser(cfg: TrainConfig, model_config: dict[str, Any] | None = None,
-                   *, in_channels: int, num_classes: int,
-                   spatial_shape: tuple[int, ...] | None = None) -> tuple[Denoiser, dict[str, Any]]:
-    """The network wrapped in its parameterization. With ``model_config`` (from a checkpoint)
-    the exact architecture is rebuilt; otherwise it is resolved from the config.
-
-    ``spatial_shape`` ((L,) or (H, W), the data's) sets the network's ``dims`` (and a
-    transformer's 2D ``input_size``); a model of the other rank is an error."""
-    if model_config is not None:
-        net, mcfg = build_model(cfg.model.name, **model_config)
-    else:
-        overrides = dict(cfg.model.overrides)
-        overrides.setdefault("in_channels", in_channels)
-        overrides.setdefault("out_channels", in_channels)
-        if num_classes:
-            overrides.setdefault("num_classes", num_classes)
-        if spatial_shape is not None and len(spatial_shape) > 1:
-            overrides.setdefault("dims", len(spatial_shape))
-            if "input_size" in _config_fields(cfg.model.name):
-                overrides.setdefault("input_size", tuple(spatial_shape))
-        net, mcfg = build_model(cfg.model.name, preset=cfg.model.preset, **overrides)
-    if spatial_shape is not None:
-        check_rank(getattr(mcfg, "dims", 1), spatial_shape, where=str(cfg.data))
-    den = Denoiser(net, cfg.diffusion.build_parameterization(),
-                   schedule=cfg.diffusion.build_schedule())
-    resolved = json.loads(json.dumps(dataclasses.asdict(mcfg)))
-    return den, resolved
-
-
-def _config_fields(name: str) -> set[str]:
-    from sigdiff.models.registry import MODELS
-
-    return {f.name for f in dataclasses.fields(MODELS[name][0])} if name in MODELS else set()
-
-
-def check_rank(dims: int, spatial_shape: tuple[int, ...], *, where: str) -> None:
-    """Raise unless a network of ``dims`` spatial dimensions fits data of ``spatial_shape``."""
-    if dims != len(spatial_shape):
-        kinds = {1: "1D signals (N, C, L)", 2: "images (N, C, H, W)"}
-        raise TrainingError(
-            f"{where}: the data are {kinds.get(len(spatial_shape), spatial_shape)} with shape "
-            f"{tuple(spatial_shape)} but the model has dims={dims} ({kinds.get(dims, '?')}); drop "
-            "model.overrides.dims (it follows the data) or use data of the model's rank")
-
-
 def _lr_lambda(cfg: TrainConfig) -> Any:
     o = cfg.optim
 
@@ -254,22 +209,6 @@ def _maybe_init_distributed(device: torch.device) -> bool:
         return False
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device this machine has (torchrun: the
-    rank's own GPU)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return device
 
 
 # --- the run folder -------------------------------------------------------------------------
@@ -493,7 +432,6 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
                             betas=(cfg.optim.beta1, cfg.optim.beta2))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     schedule = cfg.diffusion.build_schedule()
-    weighting = cfg.weighting
     param = cfg.diffusion.build_parameterization()
     step = 0
     if loaded is not None:
@@ -505,16 +443,18 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
         if monitor is not None:  # the trace and the controller's moves up to this checkpoint
             monitor.load_state(loaded.train_state.get("guard"), loaded.step)
             sampler = monitor.timesteps.build(schedule)
-        if "sampler" in loaded.train_state and hasattr(sampler, "load_state_dict"):
+        if "sampler" in loaded.train_state:
             sampler.load_state_dict(loaded.train_state["sampler"])
         step = loaded.step
     net: nn.Module = den.net
     if world > 1:
         net = nn.parallel.DistributedDataParallel(den.net, device_ids=[device.index]
                                                   if device.type == "cuda" else None)
-    train_den = Denoiser(net, param, schedule=schedule)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
-                else nullcontext())
+    autocast: AbstractContextManager[Any] = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+        else nullcontext())
+    parts = _StepParts(cfg, batches, Denoiser(net, param, schedule=schedule), net, schedule,
+                       cfg.weighting, param, opt, autocast, device, rank, world)
     log_path = run_dir / LOG_NAME
     meta = _meta(batches, cfg, step)
     last_ckpt = loaded.path if loaded else run_dir
@@ -524,8 +464,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
     window: list[dict[str, float]] = []
     t0, last_loss = time.perf_counter(), float("nan")
     while step < end:
-        stats = _train_step(cfg, step, batches, train_den, net, sampler, weighting, param, opt,
-                            autocast, device, rank, world)
+        stats = _train_step(parts, step, sampler)
         sched.step()
         _ema_update(ema, den.net, _ema_decay(cfg, step))
         step += 1
@@ -553,8 +492,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
                              f"{monitor.moves[-1]['to']:g}" if act.timesteps is not None else ""))
             train_state: dict[str, Any] = {"optimizer": opt.state_dict(),
                                            "lr_schedule": sched.state_dict(), "step": step}
-            if hasattr(sampler, "state_dict"):
-                train_state["sampler"] = sampler.state_dict()
+            train_state["sampler"] = sampler.state_dict()
             if monitor is not None:
                 train_state["guard"] = monitor.state_json()
             last_ckpt = save_checkpoint(
@@ -574,10 +512,29 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
     return TrainResult(run_dir=run_dir, step=step, last_checkpoint=last_ckpt, final_loss=last_loss)
 
 
-def _train_step(cfg: TrainConfig, step: int, batches: _Batches, den: Denoiser, net: nn.Module,
-                sampler: TimestepSampler, weighting: Any, param: Any,
-                opt: torch.optim.Optimizer, autocast: Any, device: torch.device,
-                rank: int, world: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class _StepParts:
+    """What every optimizer step uses and no step changes (the timestep sampler, which a guard's
+    controller may replace, is passed per step)."""
+
+    cfg: TrainConfig
+    batches: _Batches
+    den: Denoiser  # the (possibly DDP-wrapped) network with the run's parameterization
+    net: nn.Module
+    schedule: DiscreteSchedule
+    weighting: LossWeightingConfig
+    param: Parameterization
+    opt: torch.optim.Optimizer
+    autocast: AbstractContextManager[Any]
+    device: torch.device
+    rank: int
+    world: int
+
+
+def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[str, float]:
+    cfg, batches, den, net, opt, device = (parts.cfg, parts.batches, parts.den, parts.net,
+                                           parts.opt, parts.device)
+    rank, world = parts.rank, parts.world
     g = step_generator(cfg.seed, step)
     x0, y = batches.get(step, g)  # the global batch, identical on every rank: (B, C, L)
     t, w_sampler = sampler.sample(cfg.batch_size, generator=g)
@@ -588,8 +545,8 @@ def _train_step(cfg: TrainConfig, step: int, batches: _Batches, den: Denoiser, n
     else:
         y = None
     t, w_sampler = t.to(device), w_sampler.to(device)
-    sigma = den.schedule.sigma(t).to(torch.float32) if den.schedule else t.float()
-    lam = weighting.weight(sigma, param).to(device)  # λ(σ): the loss weighting
+    sigma = parts.schedule.sigma(t).to(torch.float32)
+    lam = parts.weighting.weight(sigma, parts.param).to(device)  # λ(σ): the loss weighting
     mine = slice(rank, None, world)
     x0, noise, sigma, lam, w_sampler = x0[mine], noise[mine], sigma[mine], lam[mine], w_sampler[mine]
     t_all, t = t, t[mine]
@@ -603,7 +560,7 @@ def _train_step(cfg: TrainConfig, step: int, batches: _Batches, den: Denoiser, n
             sl = slice(i * micro, (i + 1) * micro)
             sync = nullcontext() if (world == 1 or i == cfg.optim.grad_accum - 1) else \
                 net.no_sync()  # type: ignore[operator]
-            with sync, autocast:
+            with sync, parts.autocast:
                 per_ex = denoising_loss(den, x0[sl], sigma[sl], noise[sl],
                                         cond=y[sl] if y is not None else None, weight=lam[sl])
             if not torch.isfinite(per_ex).all():
@@ -620,8 +577,7 @@ def _train_step(cfg: TrainConfig, step: int, batches: _Batches, den: Denoiser, n
     # loss_aware sees the λ-weighted loss before importance weighting, from every rank alike
     sampler.update(t_all, _gather(losses, world))
     stats = {"loss": float(losses.mean()), "grad_norm": float(grad_norm)}
-    bucket = (t.float() * LOSS_BUCKETS / den.schedule.T).long().clamp(0, LOSS_BUCKETS - 1) \
-        if den.schedule else torch.zeros_like(t, dtype=torch.long)
+    bucket = (t.float() * LOSS_BUCKETS / parts.schedule.T).long().clamp(0, LOSS_BUCKETS - 1)
     for q in range(LOSS_BUCKETS):
         sel = bucket == q
         if sel.any():

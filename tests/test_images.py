@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 from sigdiff.cli.main import cli
 
+from sigdiff.build import build_denoiser
 from sigdiff.checkpoint import CheckpointError, find_checkpoint
 from sigdiff.config import load_config
 from sigdiff.data.importers import load_image_numpy, load_images
@@ -27,7 +28,7 @@ from sigdiff.metrics import evaluate, neighbor_ratio, prdc
 from sigdiff.metrics.evaluate import EvalConfig
 from sigdiff.metrics.features import EncoderConfig, frechet_distance, load_or_train
 from sigdiff.models import build_model
-from sigdiff.training import TrainingError, build_denoiser, train
+from sigdiff.training import TrainingError, train
 
 
 @pytest.fixture(autouse=True)

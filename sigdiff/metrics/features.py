@@ -47,7 +47,10 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, *, width: int, features: int, dims: int = 1) -> None:
         super().__init__()
-        from sigdiff.models.layers import conv_nd
+        def conv_nd(d: int, c_in: int, c_out: int, k: int, *, stride: int = 1,
+                    padding: int = 0) -> nn.Module:  # metrics know nothing of the denoisers
+            conv = nn.Conv1d if d == 1 else nn.Conv2d
+            return conv(c_in, c_out, k, stride=stride, padding=padding)
 
         self.net = nn.Sequential(
             conv_nd(dims, channels, width, 7, stride=2, padding=3), nn.GELU(),
