@@ -181,3 +181,20 @@ def test_every_command_runs_without_dev_packages(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "sigdiff.cli.main", "eval", "--help"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "Usage:" in res.stdout, res.stderr[-3000:]
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A wheel holds only the listed packages: every folder of the package with Python modules or
+    data must be listed (an unlisted sub-package would import in an editable install and be
+    missing from a plain one)."""
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    found = set()
+    for name, folder in dirs.items():
+        root = ROOT / folder
+        for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            if "__pycache__" in d.parts or not any(f.is_file() for f in d.iterdir()):
+                continue
+            rel = d.relative_to(root).parts
+            found.add(".".join([name, *rel]))
+    assert found - listed == set(), f"unlisted package folders: {sorted(found - listed)}"
