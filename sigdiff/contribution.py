@@ -30,7 +30,9 @@ Summary statistics (attributes of the returned dataset):
 - ``kish_efficiency`` = (E_p[w])²/E_p[w²] for the importance weights w_t = 1/(T·p_t): the Kish
   effective sample size per draw of an estimate of the *uniform* objective under this proposal
   (1 for uniform; what ``importance`` mode pays in variance, or what emphasis gives up);
-- ``share_snr_gt_1``: the fraction of the learning signal from SNR > 1 steps.
+- ``share_snr_gt_1``: the fraction of the learning signal from SNR > 1 steps;
+- ``signal_mean_u``: E[t]/(T−1) under the learning signal (the contribution profile), which,
+  unlike ``mean_u``, counts a loss weighting: min-SNR-γ on uniform t puts it at small t.
 """
 
 from __future__ import annotations
@@ -174,6 +176,10 @@ def learning_contribution(
     total = float(contrib_t.sum())
     summary["share_snr_gt_1"] = (
         float(contrib_t[sampler.schedule.log_snr > 0].sum()) / total if total > 0 else float("nan")
+    )
+    u = torch.arange(sampler.T, dtype=torch.float64) / (sampler.T - 1)
+    summary["signal_mean_u"] = (
+        float((contrib_t * u).sum()) / total if total > 0 else float("nan")
     )
     starts = np.array([a for a, _ in t_bins])
     stops = np.array([b for _, b in t_bins])

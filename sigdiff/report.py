@@ -73,7 +73,7 @@ ANCHORS = {"spectral.log_spectral_distance_db": "residual_noise"}
 AXES = {GATE: "joint gate", "gate.mmd2.score": "MMD² (0 floor, 1 copier)",
         "gate.c2st_1nn.score": "1-NN C2ST (0 floor, 1 copier)",
         "gate.log_spectral_distance_db.score": "log-spectral (0 floor, 1 residual noise)"}
-SMALL_T = 0.4  # an arm whose mean u = E[t]/T is below this puts its emphasis at small t
+SMALL_T = 0.4  # an arm whose signal mean u (E[t]/T under its learning signal) is below this: small t
 LARGE_T = 0.6
 
 
@@ -414,12 +414,14 @@ def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- claims
-def reading(mean_u: float) -> str:
-    """Which reading of "later denoising steps" an arm's emphasis is (by E[t]/T)."""
-    return "small t" if mean_u < SMALL_T else ("large t" if mean_u > LARGE_T else "middle")
+def reading(signal_u: float) -> str:
+    """Which reading of "later denoising steps" an arm's emphasis is, by where its learning
+    signal sits (``signal_mean_u``: E[t]/T under the contribution profile, so a loss weighting
+    such as min-SNR counts as much as the timestep sampler)."""
+    return "small t" if signal_u < SMALL_T else ("large t" if signal_u > LARGE_T else "middle")
 
 
-SUMMARY_KEYS = ("mean_u", "mass_snr_gt_1", "share_snr_gt_1", "ess_fraction")
+SUMMARY_KEYS = ("mean_u", "signal_mean_u", "mass_snr_gt_1", "share_snr_gt_1", "ess_fraction")
 
 
 def _contribution(sweep: Mapping[str, Any], cell: str) -> Any:
@@ -462,7 +464,7 @@ def claim_rows(results_dir: str | Path, *, baseline: str | None = None
         for arm in [a for a in _arms(dn) if a != base]:
             cfg = sweep.get("cells", {}).get(first[arm], {})
             param = cfg.get("diffusion", {}).get("parameterization", "?")
-            mean_u = summary.get(arm, {}).get("mean_u", float("nan"))
+            mean_u = summary.get(arm, {}).get("signal_mean_u", float("nan"))
             a = auf.loc[arm]
             for sampler in dict.fromkeys(an[an.arm == arm].sampler):
                 ds = an[an.sampler == sampler]
@@ -628,7 +630,7 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
     once alignment has saturated), and on the frontier over training (memorization at the first
     crossing of each alignment level, AUF); beside the paper's own metric."""
     def where(arm: str) -> float:
-        return summary.get(arm, {}).get("mean_u", 0.5)
+        return summary.get(arm, {}).get("signal_mean_u", 0.5)
 
     lines = []
     runs = gate.runs[MEM]
@@ -648,7 +650,7 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         never, total = int(never_by.loc[arm].sum()), int(level_count.loc[arm].sum())
         outcome[arm] = equal_alignment_outcome(d_mem, d_gate)
         first[arm] = _sign(da) if _sign(da) == _sign(db) else 0
-        lines.append(f"- **{arm}** (mean u = {where(arm):.2f}): at the final step Δ memorized "
+        lines.append(f"- **{arm}** (signal mean u = {where(arm):.2f}): at the final step Δ memorized "
                      f"fraction {d_mem.fmt()}, Δ gate score {d_gate.fmt()} "
                      f"({_outcome_words(outcome[arm])}); on the frontier Δ AUF {da.fmt()} raw, "
                      f"{db.fmt()} low-passed ({_direction(da)}; {never} of {total} seed × level "
@@ -759,11 +761,13 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
     if sweep.get("cells"):
         _, summary = plot_contributions(sweep, arms, first_cell, out / "contribution.png")
         parts += ["## Learning-contribution profile", "", "![](contribution.png)", "",
-                  _md_table(["arm", "mean u = E[t]/T", "P(SNR>1)", "signal share SNR>1",
-                             "ESS/T"],
-                            [[a, *(f"{summary[a][k]:.3f}" for k in
-                                   ("mean_u", "mass_snr_gt_1", "share_snr_gt_1", "ess_fraction"))]
-                             for a in arms]), ""]
+                  _md_table(["arm", "mean u = E[t]/T", "signal mean u", "P(SNR>1)",
+                             "signal share SNR>1", "ESS/T"],
+                            [[a, *(f"{summary[a][k]:.3f}" for k in SUMMARY_KEYS)]
+                             for a in arms]), "",
+                  "Signal mean u: E[t]/T under the learning signal (the profile above), which "
+                  "counts a loss weighting as much as the timestep sampler; it decides each "
+                  "arm's reading (small t < 0.4 < middle < 0.6 < large t).", ""]
     for n in sizes:
         parts += _size_section(df[df.train_subset == n], int(n), base, sweep, summary, out)
         if TSTR in df:
@@ -792,6 +796,31 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
     md = out / "report.md"
     md.write_text("\n".join(parts))
     return md
+
+
+def plot_emphasis(d: pd.DataFrame, summary: Mapping[str, Mapping[str, float]],
+                  path: Path) -> bool:
+    """Final memorized fraction per arm against its signal share at SNR > 1 and its signal
+    mean u (two panels); False (nothing drawn) without the contribution summary."""
+    arms = [a for a in _arms(d) if a in summary]
+    if len(arms) < 2:
+        return False
+    colors = _colors(_arms(d))
+    final = d[d.step == d.groupby("cell").step.transform("max")]
+    fig, axes = _figure(1, 2, (12, 4.5))
+    for ax, key, label in zip(axes.flat, ("share_snr_gt_1", "signal_mean_u"),
+                              ("share of the learning signal at SNR > 1",
+                               "signal mean u = E[t]/T under the learning signal")):
+        for arm in arms:
+            iv = t_interval(final[final.arm == arm][MEM].to_numpy(dtype=float))
+            x = summary[arm][key]
+            ax.errorbar([x], [iv.mean], yerr=[[iv.mean - iv.low], [iv.high - iv.mean]]
+                        if iv.n > 1 else None, fmt="o", color=colors[arm], capsize=3, label=arm)
+        ax.set_xlabel(label)
+        ax.set_ylabel("final memorized fraction")
+    axes[0][0].legend(fontsize=6)
+    fig.savefig(path, dpi=110)
+    return True
 
 
 def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
@@ -831,6 +860,12 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
                "construction (its records *are* training records), so read it beside "
                "memorization.", "",
                f"![](over_steps_n{tag}.png)", "",
+               *(["### Memorization against where the learning signal sits", "",
+                  "Final memorized fraction (mean and 95% t-interval over seeds) of every arm "
+                  "against the share of its learning signal from steps with SNR > 1 (the "
+                  "low-noise, late denoising steps) and against its signal mean u.", "",
+                  f"![](emphasis_n{tag}.png)", ""]
+                 if plot_emphasis(d, summary, out / f"emphasis_n{tag}.png") else []),
                "### The frontier: memorization against alignment over training", "",
                f"![](frontier_raw_n{tag}.png)", "", f"![](frontier_lowpass_n{tag}.png)", "",
                "#### Area under the frontier (joint gate)", "",
