@@ -24,7 +24,8 @@ DEMO ?= runs/demo
 demo: $(STAMP)
 	$(VENV)/bin/sigdiff sweep demo --out $(DEMO) --jobs 2
 
-test: $(STAMP)
+# the tests, after the linters (ruff, mypy): what CI runs
+test: lint
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
 lint: $(STAMP)
