@@ -346,6 +346,11 @@ def train(cfg: TrainConfig, *, run_dir: str | Path, resume: bool = False,
         if cfg.batch_size % (world * cfg.optim.grad_accum):
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by world size "
                                 f"({world}) × grad_accum ({cfg.optim.grad_accum})")
+        if cfg.guard is not None and world > 1:
+            raise TrainingError(
+                f"the memorization guard runs in single-process training (its decisions and "
+                f"sampler moves are made on one process); this is a {world}-process run: train "
+                "without --guard under torchrun, or guard a single-process run")
         return _train(cfg, run_dir, device, rank, world, resume, progress, stop_after)
     finally:
         if started_dist:
