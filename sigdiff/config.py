@@ -161,6 +161,10 @@ class TrainConfig:
             raise ConfigError(f"train_subset must be a positive integer, got {self.train_subset!r}")
         if self.crop_length is not None and self.crop_length < 1:
             raise ConfigError(f"crop_length must be positive, got {self.crop_length!r}")
+        try:  # the sampler on this run's own schedule (its config checked it on the default one)
+            self.timesteps.build(self.diffusion.build_schedule())
+        except ValueError as exc:
+            raise ConfigError(f"[timesteps]: {exc}") from None
         if self.guard is not None:
             self._check_guard(self.guard)
 

@@ -23,6 +23,7 @@ is float32 (B,). All randomness comes from the caller's ``torch.Generator``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,7 +96,37 @@ def _tail(value: Any) -> str:
     return str(value)
 
 
-def _ci_gaussian(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _ci_form(p: Mapping[str, Any]) -> tuple[str, str]:
+    """Which of the three ci_gaussian parameter pairs ``p`` uses (ValueError if mixed or half)."""
+    pairs = (("c_l", "c_h"), ("center", "width"), ("z_l", "z_h"))
+    forms = [k for k in pairs if k[0] in p or k[1] in p]
+    if len(forms) > 1:
+        raise ValueError(
+            f"ci_gaussian takes one of (c_l, c_h), (center, width) or (z_l, z_h); got {sorted(p)}"
+        )
+    for key in forms[0] if forms else ():
+        if key not in p:
+            raise ValueError(f"ci_gaussian: {forms[0][0]} and {forms[0][1]} must be given together")
+    return forms[0] if forms else ("c_l", "c_h")
+
+
+def _ci_resolve(p: Mapping[str, Any]) -> dict[str, Any]:
+    """ci_gaussian's parameters with the defaults filled in: the paper's (c_l, c_h) when no pair
+    is given, and q for the interval forms (a new dict; ``p`` is not changed)."""
+    form = _ci_form(p)
+    out = dict(p)
+    for key in form:
+        if key not in out:  # only when no pair was given: the paper's default interval
+            out[key] = CI_DEFAULTS[key]
+    if form == ("z_l", "z_h"):
+        if "q" in p:
+            raise ValueError("ci_gaussian: q applies to (c_l, c_h)/(center, width), not z_l/z_h")
+    else:
+        out.setdefault("q", CI_DEFAULTS["q"])
+    return out
+
+
+def _ci_gaussian(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     """The paper's confidence-interval Gaussian (Vu et al. 2026; ../shared/paper.md).
 
     Exactly one of three parameter sets:
@@ -108,26 +139,13 @@ def _ci_gaussian(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
     """
     del schedule
     tail = _tail(p["tail"])
-    pairs = (("c_l", "c_h"), ("center", "width"), ("z_l", "z_h"))
-    forms = [k for k in pairs if k[0] in p or k[1] in p]
-    if len(forms) > 1:
-        raise ValueError(
-            f"ci_gaussian takes one of (c_l, c_h), (center, width) or (z_l, z_h); got {sorted(p)}"
-        )
-    form = forms[0] if forms else ("c_l", "c_h")
-    for key in form:
-        if key not in p:
-            if forms:
-                raise ValueError(f"ci_gaussian: {form[0]} and {form[1]} must be given together")
-            p[key] = CI_DEFAULTS[key]
+    form = _ci_form(p)
     if form == ("z_l", "z_h"):
-        if "q" in p:
-            raise ValueError("ci_gaussian: q applies to (c_l, c_h)/(center, width), not z_l/z_h")
         z_l, z_h = _number("z_l", p["z_l"]), _number("z_h", p["z_h"])
         if z_l >= z_h:
             raise ValueError(f"ci_gaussian needs z_l < z_h, got z_l={z_l} >= z_h={z_h}")
         return WindowedNormal(0.0, 1.0, tail=tail, **linear_map(z_l, z_h))
-    q = p["q"] = _number("q", p.get("q", CI_DEFAULTS["q"]))
+    q = _number("q", p["q"])
     if not 0 < q < 1:
         raise ValueError(f"confidence level q must lie in (0, 1), got {q!r}")
     if form == ("center", "width"):
@@ -148,7 +166,7 @@ def _ci_gaussian(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
     return WindowedNormal(center, (c_h - c_l) / (2 * z), tail=tail, **linear_map(0.0, 1.0))
 
 
-def _logit_normal(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _logit_normal(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     """SD3 logit-normal (Esser et al. 2024, eq. 19): u = sigmoid(x), x ~ N(logit_mean, logit_std²)."""
     del schedule
     m, s = _number("logit_mean", p["logit_mean"]), _positive("logit_std", p["logit_std"])
@@ -162,7 +180,7 @@ def _logit_normal(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
     )
 
 
-def _mode(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _mode(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     del schedule
     s = _number("mode_scale", p["mode_scale"])
     if not -1 <= s <= 2 / (math.pi - 2):
@@ -170,7 +188,7 @@ def _mode(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
     return Mode(s)
 
 
-def _lognormal(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _lognormal(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     """EDM's ln σ ~ N(p_mean, p_std²) (Karras et al. 2022, Table 1), mapped to timesteps through the
     schedule (t = schedule.timestep(σ)); σ outside [σ_min, σ_max] follows the tail policy."""
     m, s = _number("p_mean", p["p_mean"]), _positive("p_std", p["p_std"])
@@ -190,29 +208,30 @@ def _lognormal(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
     return WindowedNormal(m, s, tail=_tail(p["tail"]), g=g, g_inv=g_inv, g_prime=g_prime)
 
 
-def _beta(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _beta(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     del schedule
     return Beta(_positive("a", p["a"]), _positive("b", p["b"]))
 
 
-def _loss_aware(schedule: DiscreteSchedule, p: dict[str, Any]) -> Law:
+def _loss_aware(schedule: DiscreteSchedule, p: Mapping[str, Any]) -> Law:
     history, prob = p["history"], _number("uniform_prob", p["uniform_prob"])
     if not (isinstance(history, int | float) and float(history).is_integer() and history >= 1):
         raise ValueError(f"history must be a positive integer, got {history!r}")
     if not 0 <= prob <= 1:
         raise ValueError(f"uniform_prob must lie in [0, 1], got {prob!r}")
-    p["history"] = int(history)
     return PiecewiseUniform(torch.full((schedule.T,), 1.0 / schedule.T, dtype=torch.float64))
 
 
 @dataclass(frozen=True)
 class _Spec:
-    build: Callable[[DiscreteSchedule, dict[str, Any]], Law]
+    build: Callable[[DiscreteSchedule, Mapping[str, Any]], Law]  # reads its params, never writes
     defaults: Mapping[str, Any]
     optional: tuple[str, ...] = ()  # accepted params without a default
+    #: fills defaults that depend on which params were given (a new dict)
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
 
-def _no_params(law: Callable[[], Law]) -> Callable[[DiscreteSchedule, dict[str, Any]], Law]:
+def _no_params(law: Callable[[], Law]) -> Callable[[DiscreteSchedule, Mapping[str, Any]], Law]:
     return lambda schedule, p: law()
 
 
@@ -221,7 +240,8 @@ TIMESTEP_SAMPLERS: dict[str, _Spec] = {
     "uniform": _Spec(_no_params(Uniform), {}),
     "stratified": _Spec(_no_params(Stratified), {}),
     "ci_gaussian": _Spec(
-        _ci_gaussian, {"tail": "resample"}, ("c_l", "c_h", "q", "center", "width", "z_l", "z_h")
+        _ci_gaussian, {"tail": "resample"}, ("c_l", "c_h", "q", "center", "width", "z_l", "z_h"),
+        _ci_resolve,
     ),
     "logit_normal": _Spec(_logit_normal, {"logit_mean": 0.0, "logit_std": 1.0}),
     "mode": _Spec(_mode, {"mode_scale": SD3_MODE_SCALE}),
@@ -399,7 +419,8 @@ def _resolve_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         listed = ", ".join(sorted(valid)) or "none"
         raise ValueError(f"unknown parameter(s) {unknown} for sampler {name!r}; valid: {listed}")
-    return {**spec.defaults, **params}
+    out = {**spec.defaults, **params}
+    return spec.resolve(out) if spec.resolve is not None else out
 
 
 def build_timestep_sampler(
@@ -443,7 +464,11 @@ def build_timestep_sampler(
     return sampler
 
 
-_VALIDATION_SCHEDULE: list[DiscreteSchedule] = []
+@functools.cache
+def _default_schedule() -> DiscreteSchedule:
+    """The DDPM linear schedule, T = 1000: what a sampler config is checked against on its own
+    (a training config checks it again on the run's own schedule, `sigdiff.config.TrainConfig`)."""
+    return DiscreteSchedule("linear", 1000)
 
 
 @dataclass(frozen=True)
@@ -460,9 +485,7 @@ class TimestepSamplerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", dict(self.params))
-        if not _VALIDATION_SCHEDULE:
-            _VALIDATION_SCHEDULE.append(DiscreteSchedule("linear", 1000))
-        self.build(_VALIDATION_SCHEDULE[0])  # validates every field with the same messages
+        self.build(_default_schedule())  # validates every field with the same messages
 
     def build(self, schedule: DiscreteSchedule) -> TimestepSampler:
         return build_timestep_sampler(
