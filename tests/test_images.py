@@ -283,3 +283,35 @@ def test_learned_features_are_rank_agnostic(tmp_path: Path) -> None:
     again = load_or_train(x, seed=0, cfg=cfg, cache_dir=tmp_path)  # from the cache
     np.testing.assert_allclose(again(x), feats, rtol=1e-6)
     assert frechet_distance(feats, ext(x + 3.0)) > 0
+
+
+def test_an_image_sweep_gets_its_report(tmp_path: Path) -> None:
+    """Images have no spectra: the sweep report leaves those figures out instead of failing."""
+    from sigdiff.report import write_report
+    from sigdiff.sweep import load_sweep, run_sweep
+
+    (tmp_path / "sweep.toml").write_text("""
+name = "digits tiny"
+seeds = [0, 1]
+train_subsets = [8]
+[data]
+dataset = "digits"
+[train]
+steps = 4
+batch_size = 8
+checkpoint_every = 2
+model = { name = "unet", preset = "tiny" }
+optim = { warmup_steps = 1 }
+[eval]
+n_samples = 12
+sampler_steps = 3
+[[arm]]
+label = "uniform"
+[[arm]]
+label = "CI large t"
+timesteps = { name = "ci_gaussian", floor = 0.3, params = { center = 0.8, width = 0.6 } }
+""")
+    out = tmp_path / "out"
+    run_sweep(load_sweep(tmp_path / "sweep.toml", out_dir=out), out, progress=False)
+    md = write_report(out, out / "report").read_text()
+    assert "## Training-set size 8" in md and (out / "report" / "over_steps_n8.png").is_file()

@@ -31,10 +31,12 @@ import pandas as pd
 from sigdiff import frontier
 from sigdiff.report._core import (
     AXES,
+    CHECKED,
     GATE,
     LEVELS,
     MEM,
     MEM_LP,
+    METRICS,
     SINGLE_LEVELS,
     TSTR,
     ReportError,
@@ -73,6 +75,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
                  baseline: str | None = None) -> Path:
     """Write `report.md` and the PNGs into `out_dir`; returns the Markdown path."""
     df_all, sweep = load_results(results_dir, all_samplers=True)
+    df_all = _with_unmeasured(df_all)
     primary = primary_sampler(sweep)
     df = df_all[df_all.sampler == primary].reset_index(drop=True)
     out = Path(out_dir)
@@ -137,6 +140,17 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
     md = out / "report.md"
     md.write_text("\n".join(parts))
     return md
+
+
+def _with_unmeasured(df: pd.DataFrame) -> pd.DataFrame:
+    """The report's columns that this data does not measure (spectra of images) as NaN, so the
+    tables say n/a and the plots leave them out instead of failing."""
+    from sigdiff.report.plots import OVER_STEPS
+    from sigdiff.report.tables import HEADLINE, SAMPLER_FIGURES
+
+    keys = dict.fromkeys([*METRICS, *CHECKED, *HEADLINE, *SAMPLER_FIGURES, *OVER_STEPS])
+    missing = {k: float("nan") for k in keys if k not in df}
+    return df.assign(**missing) if missing else df
 
 
 def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],

@@ -92,6 +92,10 @@ def plot_over_steps(d: pd.DataFrame, n: int, path: Path) -> Path:
     colors = _colors(arms)
     fig, axes = _figure(2, 3, (14, 7.5))
     for ax, key in zip(axes.flat, OVER_STEPS):
+        if key not in d or d[key].isna().all():  # images: no spectra
+            ax.set_title(f"{_label(key)}: not measured for this data", fontsize=9)
+            ax.axis("off")
+            continue
         for arm in arms:
             g = d[d.arm == arm].groupby("step")[key]
             cis = [(s, t_interval(v.to_numpy(dtype=float))) for s, v in g]

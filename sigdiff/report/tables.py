@@ -231,6 +231,9 @@ def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
 
 def headline_tables(results_dir: str | Path) -> str:
     """The final-checkpoint comparison table(s) beside the references, for the terminal."""
+    from sigdiff.report import _with_unmeasured
+
     df, _ = load_results(results_dir)
+    df = _with_unmeasured(df)
     return "\n\n".join(f"training-set size {_n(int(n))} (mean [95% t-interval] over seeds):\n"
                        + headline_table(df, int(n)) for n in sorted(df.train_subset.unique()))
