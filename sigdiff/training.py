@@ -511,9 +511,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
         if stop and monitor is not None:
             bar.write(f"guard: stopped at step {step}: {monitor.decision().reason}")
             break
-    bar.close()
-    if monitor is not None and rank == 0:
-        monitor.write(run_dir)
+    bar.close()  # guard.json was written at the last evaluation; nothing changed since
     return TrainResult(run_dir=run_dir, step=step, last_checkpoint=last_ckpt, final_loss=last_loss)
 
 

@@ -19,6 +19,7 @@ trains on exactly the batches an unguarded one would (until a controller moves t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -214,8 +215,7 @@ class GuardMonitor:
 
 
 def _ts_dict(ts: TimestepSamplerConfig) -> dict[str, Any]:
-    return {"name": ts.name, "mode": ts.mode, "floor": ts.floor, "continuous": ts.continuous,
-            "params": dict(ts.params)}
+    return dataclasses.asdict(ts)
 
 
 def read_guard(run_dir: str | Path) -> dict[str, Any] | None:
