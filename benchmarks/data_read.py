@@ -1,5 +1,6 @@
-"""Read throughput of batches of 64 x 1 x 256: store on disk vs in-memory tensor, and a ≥1 GB
-store streamed through `ChunkedSignalDataset` with bounded memory.
+"""Read throughput of batches of 64 x 1 x 256: store on disk vs in-memory tensor, the training
+loop's own batches (`StepBatches`, held in memory or streamed from the store), and a ≥1 GB store
+streamed through `ChunkedSignalDataset` with bounded memory.
 
     python benchmarks/data_read.py                 # small comparison + 1 GB store (deleted after)
     python benchmarks/data_read.py --big-gb 0      # small comparison only
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from sigdiff.data.dataset import ChunkedSignalDataset, SignalDataset
+from sigdiff.data.dataset import ChunkedSignalDataset, SignalDataset, StepBatches
 from sigdiff.data.store import StoreWriter, open_store, write_store
 
 BATCH, LENGTH = 64, 256
@@ -83,12 +84,24 @@ def small(tmp: Path) -> dict[str, float]:
             n += len(store.read(rng.integers(0, SMALL_N, BATCH)))
         return _rate(n, time.perf_counter() - start)
 
+    def step_batches(batches: StepBatches, n: int) -> Callable[[], float]:
+        def run() -> float:
+            start = time.perf_counter()
+            for step in range(n // BATCH):
+                assert batches.batch(step)[0].shape == (BATCH, 1, LENGTH)
+            return _rate(n // BATCH * BATCH, time.perf_counter() - start)
+        return run
+
+    in_memory = StepBatches(store, batch_size=BATCH)
+    streamed = StepBatches(store, batch_size=BATCH, memory_limit=0)
     mapped = DataLoader(SignalDataset(store), batch_size=BATCH, shuffle=True)
     chunked = DataLoader(ChunkedSignalDataset(store), batch_size=BATCH)
     return {
         "in_memory_tensor_random_batches": _best(tensor_batches),
         "in_memory_map_dataset_dataloader": _best(lambda: _time_loader(mapped, SMALL_N)),
         "store_chunked_dataset_dataloader": _best(lambda: _time_loader(chunked, SMALL_N)),
+        "training_step_batches_in_memory": _best(step_batches(in_memory, SMALL_N)),
+        "training_step_batches_streamed": _best(step_batches(streamed, 2048), repeats=1),
         "store_random_rows_no_chunk_awareness": _best(random_rows, repeats=1),
     }
 
@@ -140,7 +153,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(dir=args.dir, prefix="sigdiff-bench-"))
     try:
         if not args.skip_small:
-            report = {"batch": [BATCH, 1, LENGTH], "small_samples_per_s": small(tmp)}
+            rates = small(tmp)
+            peer = rates["in_memory_tensor_random_batches"]  # the floor every reader is held to
+            report = {"batch": [BATCH, 1, LENGTH], "small_samples_per_s": rates,
+                      "ratio_to_in_memory_tensor": {k: round(v / peer, 3) for k, v in rates.items()}}
             print(json.dumps(report, indent=1), flush=True)
         if args.big_gb > 0:
             big = tmp / "big.zarr"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -24,6 +25,14 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     """A fresh `torch.Generator` seeded with `seed`: every random draw in sigdiff takes one."""
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
+    return g
+
+
+def step_generator(seed: int, step: int, *, stream: int = 0, device: str = "cpu") -> torch.Generator:
+    """The generator for one training step's randomness, derived from (seed, step, stream)."""
+    state = np.random.SeedSequence([seed, step, stream]).generate_state(2, dtype=np.uint32)
+    g = torch.Generator(device=device)
+    g.manual_seed(int(state[0]) << 32 | int(state[1]))
     return g
 
 

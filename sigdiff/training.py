@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
-from sigdiff._utils import append_dims, atomic_write_text
+from sigdiff._utils import atomic_write_text, step_generator
 from sigdiff.build import build_denoiser, check_rank, resolve_device
 from sigdiff.checkpoint import (
     CheckpointError,
@@ -41,6 +41,7 @@ from sigdiff.checkpoint import (
     save_checkpoint,
 )
 from sigdiff.config import TrainConfig, config_from_dict, config_to_dict
+from sigdiff.data.dataset import StepBatches
 from sigdiff.data.store import open_store
 from sigdiff.denoiser import Denoiser
 from sigdiff.errors import TrainingError
@@ -70,14 +71,6 @@ class TrainResult:
     final_loss: float
 
 
-def step_generator(seed: int, step: int, *, stream: int = 0, device: str = "cpu") -> torch.Generator:
-    """The generator for one training step's randomness, derived from (seed, step, stream)."""
-    state = np.random.SeedSequence([seed, step, stream]).generate_state(2, dtype=np.uint32)
-    g = torch.Generator(device=device)
-    g.manual_seed(int(state[0]) << 32 | int(state[1]))
-    return g
-
-
 def subset_records(cfg: TrainConfig, n_store: int) -> np.ndarray:
     """The store rows a run trains on: all of them, or ``cfg.train_subset`` random rows drawn by
     ``cfg.subset_seed`` (sorted). Memorization is measured against exactly these."""
@@ -91,69 +84,25 @@ def subset_records(cfg: TrainConfig, n_store: int) -> np.ndarray:
 
 
 # --- data ---------------------------------------------------------------------------------
-class _Batches:
-    """Deterministic batches: epoch permutations from (seed, epoch), crops from the step RNG."""
-
-    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
-        store = open_store(cfg.data)
-        self.store = store
-        if store.n_samples < 1:
-            raise TrainingError(f"{cfg.data}: the store holds no samples")
-        # the store rows this run trains on, and those the guard holds out (None: none / its
-        # own --holdout store)
-        self.records, self.guard_holdout = guard_rows(
-            cfg, subset_records(cfg, store.n_samples), store.n_samples)
-        self.n = len(self.records)
-        rank = 1 + len(store.spatial_shape)  # one item: (C, L) or (C, H, W)
-        self.mean = append_dims(torch.as_tensor(store.norm_mean, dtype=torch.float32), rank)
-        self.std = append_dims(torch.as_tensor(store.norm_std, dtype=torch.float32), rank)
-        nbytes = self.n * store.n_channels * math.prod(store.spatial_shape) * 4
-        self.signals = (self._norm(torch.from_numpy(store.read(self.records)))
-                        if nbytes <= IN_MEMORY_LIMIT_BYTES else None)
-        labels = store.labels[self.records] if store.labels is not None else None
-        self.classes: list[int] = sorted(int(v) for v in np.unique(labels)) if labels is not None else []
-        if cfg.conditional and labels is None:
-            raise TrainingError(f"{cfg.data}: conditional=true needs a store with labels")
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        self.labels = (torch.tensor([lookup[int(v)] for v in labels], dtype=torch.long)
-                       if labels is not None else None)
-        self.crop = cfg.crop_length
-        if self.crop is not None and store.kind != "signal":
-            raise TrainingError(f"{cfg.data}: crop_length crops 1D signals; this is an image store "
-                                f"{store.spatial_shape}, so drop crop_length")
-        if self.crop is not None and self.crop > store.length:
-            raise TrainingError(f"{cfg.data}: crop_length {self.crop} exceeds the signal length "
-                                f"{store.length}")
-        self.seed, self.batch_size, self.device = cfg.seed, cfg.batch_size, device
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            g = step_generator(self.seed, epoch, stream=1)
-            self._perm = (epoch, torch.randperm(self.n, generator=g))
-        return self._perm[1]
-
-    def indices(self, step: int) -> torch.Tensor:
-        pos = step * self.batch_size + torch.arange(self.batch_size)
-        epochs, offsets = pos // self.n, pos % self.n
-        return torch.stack([self._permutation(int(e))[int(o)] for e, o in zip(epochs, offsets)])
-
-    def get(self, step: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.indices(step)
-        if self.signals is not None:
-            x = self.signals[idx]  # (B, C, L) or (B, C, H, W)
-        else:
-            order = torch.argsort(idx)  # read in store order (chunk-friendly), then restore
-            rows = torch.from_numpy(self.store.read(self.records[idx[order].numpy()]))
-            x = self._norm(rows)[torch.argsort(order)]
-        if self.crop is not None:
-            starts = torch.randint(0, x.shape[-1] - self.crop + 1, (x.shape[0],), generator=g)
-            x = torch.stack([row[:, s:s + self.crop] for row, s in zip(x, starts.tolist())])
-        y = self.labels[idx] if self.labels is not None else None
-        return x.to(self.device), (y.to(self.device) if y is not None else None)
+def _batches(cfg: TrainConfig) -> tuple[StepBatches, np.ndarray | None]:
+    """The run's batches (`sigdiff.data.dataset.StepBatches` over the rows it trains on) and the
+    store rows its guard holds out (None: no guard, or the guard reads its own --holdout store)."""
+    store = open_store(cfg.data)
+    if store.n_samples < 1:
+        raise TrainingError(f"{cfg.data}: the store holds no samples")
+    records, guard_holdout = guard_rows(cfg, subset_records(cfg, store.n_samples), store.n_samples)
+    if cfg.conditional and store.labels is None:
+        raise TrainingError(f"{cfg.data}: conditional=true needs a store with labels")
+    crop = cfg.crop_length
+    if crop is not None and store.kind != "signal":
+        raise TrainingError(f"{cfg.data}: crop_length crops 1D signals; this is an image store "
+                            f"{store.spatial_shape}, so drop crop_length")
+    if crop is not None and crop > store.length:
+        raise TrainingError(f"{cfg.data}: crop_length {crop} exceeds the signal length "
+                            f"{store.length}")
+    batches = StepBatches(store, batch_size=cfg.batch_size, seed=cfg.seed, indices=records,
+                          crop=crop, memory_limit=IN_MEMORY_LIMIT_BYTES)
+    return batches, guard_holdout
 
 
 def _lr_lambda(cfg: TrainConfig) -> Any:
@@ -304,7 +253,7 @@ def _open_run_dir(cfg: TrainConfig, run_dir: Path, *, step: int, fresh: bool) ->
 
 
 # --- the loop -------------------------------------------------------------------------------
-def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
+def _meta(batches: StepBatches, cfg: TrainConfig, step: int) -> dict[str, Any]:
     s = batches.store
     spatial = (cfg.crop_length,) if cfg.crop_length else s.spatial_shape
     return {
@@ -320,7 +269,7 @@ def _meta(batches: _Batches, cfg: TrainConfig, step: int) -> dict[str, Any]:
         "data": str(cfg.data),
         # the store rows this model trained on: memorization is measured against exactly these
         "train_records": (batches.records.tolist() if cfg.train_subset is not None
-                          or batches.guard_holdout is not None else None),
+                          or _guard_holds_rows(cfg) else None),
         "channel_names": list(s.attrs.get("channel_names", [])),
         "units": s.attrs.get("units", "a.u."),
     }
@@ -357,7 +306,12 @@ def train(cfg: TrainConfig, *, run_dir: str | Path, resume: bool = False,
             dist.destroy_process_group()
 
 
-def _build(cfg: TrainConfig, batches: _Batches,
+def _guard_holds_rows(cfg: TrainConfig) -> bool:
+    """Whether the guard holds out rows of the training store (see `guard_rows`)."""
+    return cfg.guard is not None and cfg.guard.holdout is None
+
+
+def _build(cfg: TrainConfig, batches: StepBatches,
            model_config: dict[str, Any] | None = None) -> tuple[Denoiser, dict[str, Any]]:
     """The denoiser for this data; initial weights from the seed alone."""
     with torch.random.fork_rng(devices=[]):
@@ -373,10 +327,11 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
     _check_folder(run_dir)
     if resume:
         read_run_config(run_dir)  # there is a run to resume
-    batches = _Batches(cfg, device)
+    batches, guard_holdout = _batches(cfg)
     den, model_config = _build(cfg, batches)
     sampler = cfg.timesteps.build(cfg.diffusion.build_schedule())
-    monitor = _guard_monitor(cfg, batches) if cfg.guard is not None and rank == 0 else None
+    monitor = (_guard_monitor(cfg, batches, guard_holdout)
+               if cfg.guard is not None and rank == 0 else None)
     with ExitStack() as lock:
         if rank == 0:  # one writer per run folder (a live one refuses us); other ranks only read
             lock.enter_context(folder_lock(run_dir, what="run folder"))
@@ -395,16 +350,17 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, rank: int, wor
                      world, progress, stop_after, monitor)
 
 
-def _guard_monitor(cfg: TrainConfig, batches: _Batches) -> GuardMonitor:
+def _guard_monitor(cfg: TrainConfig, batches: StepBatches,
+                   guard_holdout: np.ndarray | None) -> GuardMonitor:
     """The guard of a run: its training records and held-out records, read in data units."""
     from sigdiff.metrics.spectral import signal_kind
 
     assert cfg.guard is not None
     store = batches.store
     train_x = store.read(batches.records)
-    if batches.guard_holdout is not None:
-        holdout_x = store.read(batches.guard_holdout)
-        source: dict[str, Any] = {"store": str(cfg.data), "rows": batches.guard_holdout.tolist(),
+    if guard_holdout is not None:
+        holdout_x = store.read(guard_holdout)
+        source: dict[str, Any] = {"store": str(cfg.data), "rows": guard_holdout.tolist(),
                                   "how": ("the store's records outside train_subset"
                                           if cfg.train_subset is not None else
                                           f"{cfg.guard.holdout_fraction:g} of the store's records "
@@ -420,13 +376,13 @@ def _guard_monitor(cfg: TrainConfig, batches: _Batches) -> GuardMonitor:
         holdout_x = held.read(np.arange(held.n_samples))
         source = {"store": str(cfg.guard.holdout), "rows": None, "how": "--holdout store"}
     unused = np.setdiff1d(np.arange(store.n_samples), batches.records)
-    pool = store.read(unused) if batches.guard_holdout is None and len(unused) >= 4 else None
+    pool = store.read(unused) if guard_holdout is None and len(unused) >= 4 else None
     return GuardMonitor(cfg, train_x, holdout_x, holdout_source=source, pool=pool,
                         sampling_rate=float(store.sampling_rate),
                         signal_kind=signal_kind(store.attrs))
 
 
-def _loop(cfg: TrainConfig, run_dir: Path, batches: _Batches, den: Denoiser,
+def _loop(cfg: TrainConfig, run_dir: Path, batches: StepBatches, den: Denoiser,
           model_config: dict[str, Any], sampler: TimestepSampler,
           loaded: LoadedCheckpoint | None, device: torch.device, rank: int, world: int,
           progress: bool, stop_after: int | None,
@@ -521,7 +477,7 @@ class _StepParts:
     controller may replace, is passed per step)."""
 
     cfg: TrainConfig
-    batches: _Batches
+    batches: StepBatches
     den: Denoiser  # the (possibly DDP-wrapped) network with the run's parameterization
     net: nn.Module
     schedule: DiscreteSchedule
@@ -539,7 +495,8 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
                                            parts.opt, parts.device)
     rank, world = parts.rank, parts.world
     g = step_generator(cfg.seed, step)
-    x0, y = batches.get(step, g)  # the global batch, identical on every rank: (B, C, L)
+    x0, y = batches.batch(step)  # the global batch, identical on every rank: (B, C, L)
+    x0, y = x0.to(device), (y.to(device) if y is not None else None)
     t, w_sampler = sampler.sample(cfg.batch_size, generator=g)
     noise = torch.randn(x0.shape, generator=g).to(device)
     if y is not None and cfg.conditional:

@@ -1,5 +1,6 @@
 """Torch datasets: exact store → xarray → batch round trip, normalisation inverse, crops,
-deterministic chunk-blocked shuffling, rank sharding and DataLoader workers."""
+deterministic chunk-blocked shuffling, rank sharding and DataLoader workers; the training loop's
+step batches are the same items (one pipeline)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
-from sigdiff.data.dataset import ChunkedSignalDataset, Normalizer, SignalDataset, epoch_order
+from sigdiff.data.dataset import (
+    ChunkedSignalDataset,
+    Normalizer,
+    SignalDataset,
+    StepBatches,
+    epoch_order,
+)
 from sigdiff.data.importers import import_file
 from sigdiff.data.store import SignalStore, write_store
 
@@ -105,3 +112,46 @@ def test_chunked_items_match_map_style(store: SignalStore) -> None:
     mapped = SignalDataset(store, crop=12, seed=5)
     for i, item in zip(range(15), chunked):
         torch.testing.assert_close(item["x"], mapped[i]["x"])
+
+
+def test_step_batches_are_the_datasets_items(store: SignalStore) -> None:
+    """Training's batches are SignalDataset items (same normalisation, same crop windows) in the
+    order of the epoch permutations; held in memory or streamed from the store alike."""
+    rows = np.array([3, 7, 11, 20, 21, 40, 41, 42, 77, 90, 101])  # a train_subset
+    kwargs = {"batch_size": 4, "seed": 9, "indices": rows, "crop": 12}
+    batches = StepBatches(store, **kwargs)
+    streamed = StepBatches(store, **kwargs, memory_limit=0)
+    assert streamed._signals is None and batches._signals is not None
+    items = SignalDataset(store, crop=12, seed=9, indices=rows)
+    seen: dict[int, list[int]] = {}
+    for step in range(9):  # 36 draws: three epochs of 11 and a batch straddling two of them
+        x, y = batches.batch(step)
+        epochs, idx = batches.positions(step)
+        assert x.shape == (4, 2, 12) and y is not None
+        for row, label, e, i in zip(x, y, epochs.tolist(), idx.tolist()):
+            items.set_epoch(e)
+            item = items[i]
+            torch.testing.assert_close(row, item["x"], rtol=0, atol=0)
+            assert batches.classes[int(label)] == int(item["label"]) == rows[i]
+            seen.setdefault(e, []).append(i)
+        xs, ys = streamed.batch(step)
+        torch.testing.assert_close(xs, x, rtol=0, atol=0)
+        assert ys is not None and torch.equal(ys, y)
+    for e in (0, 1):  # every record exactly once per epoch
+        assert sorted(seen[e]) == list(range(len(rows)))
+    assert batches.classes == sorted(rows.tolist())
+
+
+def test_step_batches_depend_on_seed_and_step_only(store: SignalStore) -> None:
+    a = StepBatches(store, batch_size=8, seed=1)
+    b = StepBatches(store, batch_size=8, seed=1)
+    for step in (5, 0, 12, 5):  # any order: no iterator state (exact resume)
+        torch.testing.assert_close(a.batch(step)[0], b.batch(step)[0], rtol=0, atol=0)
+    assert not torch.equal(a.batch(0)[0], StepBatches(store, batch_size=8, seed=2).batch(0)[0])
+    full = a.normalizer.normalize(torch.from_numpy(store.read(np.arange(103))))
+    x, _ = a.batch(3)
+    torch.testing.assert_close(x, full[a.positions(3)[1]], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"crop 40 must be in 1\.\.32"):
+        StepBatches(store, batch_size=8, crop=40)
+    with pytest.raises(ValueError, match="no records"):
+        StepBatches(store, batch_size=8, indices=np.array([], dtype=int))

@@ -23,6 +23,8 @@ from sigdiff.data.store import StoreError, open_store
 _PAUSING_IMPORT = r"""
 import sys, time
 import sigdiff.data.store as store
+import sigdiff.data.store._location as location
+import sigdiff.data.store.writer as writer
 
 def pause(*args, **kwargs):
     print("paused", flush=True)
@@ -32,14 +34,14 @@ stage = sys.argv[1]
 if stage == "append":  # temp store created, no rows written yet
     store.StoreWriter.append = pause
 elif stage == "publish":  # every row written and consolidated, not yet renamed into place
-    store._publish = pause
+    writer._publish = pause
 elif stage == "swap":  # --overwrite: the old store moved aside, the new one not yet in place
-    move = store._move
+    move = location._move
     def swap(loc, src, dst):
         if ".tmp-" in src:
             pause()
         move(loc, src, dst)
-    store._move = swap
+    location._move = swap
 from sigdiff.cli.data import data
 data(sys.argv[2:], prog_name="sigdiff data")
 """

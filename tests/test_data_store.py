@@ -267,7 +267,7 @@ class TestSplitChecksFirst:
     def test_failed_holdout_write_removes_the_new_train_store(
         self, src: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import sigdiff.data.store as store_mod
+        import sigdiff.data.store.split as store_mod
 
         real = store_mod._copy_rows
         calls = []

@@ -1,5 +1,12 @@
-"""Torch datasets over a sigdiff store: normalised (C, L) items, crops, labels, rank sharding.
+"""The data pipeline: normalised (C, L) items, crops, labels, rank sharding, over a sigdiff store.
 
+One normalisation (`Normalizer`) and one crop rule (`crop_start`: a window drawn from
+(seed, epoch, index)) serve every consumer:
+
+- `StepBatches`: what `sigdiff.training` trains on: the batch of optimizer step s is a pure
+  function of (seed, s), so a resumed run sees exactly the batches it would have seen and every
+  rank of a data-parallel run draws the same global batch. Its rows are the items of
+  `SignalDataset(store, indices=records, crop=crop, seed=seed)` at the batch's epoch.
 - `SignalDataset`: map-style, reads the store once into memory; for stores that fit in RAM.
 - `ChunkedSignalDataset`: iterable, chunk-aware; memory bounded by `buffer_chunks` chunks, so a
   store larger than memory trains without loading it whole. Shuffles chunk order and samples
@@ -21,16 +28,22 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from sigdiff._utils import step_generator
 from sigdiff.data.store import PathLike, SignalStore, open_store
 
-__all__ = ["ChunkedSignalDataset", "Normalizer", "SignalDataset", "epoch_order"]
+__all__ = ["ChunkedSignalDataset", "Normalizer", "SignalDataset", "StepBatches", "crop_start",
+           "epoch_order"]
 
 Item = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Per-channel affine normalisation `(x − mean) / std` and its inverse, for (..., C, *spatial)."""
+    """Per-channel affine normalisation `(x − mean) / std` and its inverse, for (..., C, *spatial).
+
+    `normalize` computes in the data's dtype (float32 records: float32 statistics, the arithmetic
+    training has always used); `denormalize` computes in float64 and returns the input's dtype.
+    """
 
     mean: torch.Tensor  # (C,)
     std: torch.Tensor  # (C,)
@@ -51,11 +64,19 @@ class Normalizer:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats(x)
-        return ((x.double() - mean) / std).to(x.dtype)
+        return (x - mean.to(x.dtype)) / std.to(x.dtype)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats(x)
         return (x.double() * std + mean).to(x.dtype)
+
+
+def crop_start(seed: int, epoch: int, index: int, length: int, crop: int) -> int:
+    """First sample of item ``index``'s crop window in ``epoch``: uniform on 0..length − crop,
+    drawn from (seed, epoch, index), so any reader (map-style, streamed, step batches, any worker
+    split) cuts the same window."""
+    rng = np.random.default_rng([seed, epoch, index])
+    return int(rng.integers(0, length - crop + 1))
 
 
 @dataclass(frozen=True)
@@ -68,8 +89,7 @@ class _ItemMaker:
 
     def __call__(self, row: np.ndarray, label: int | None, *, index: int, epoch: int) -> Item:
         if self.crop is not None:
-            rng = np.random.default_rng([self.seed, epoch, index])
-            start = int(rng.integers(0, row.shape[-1] - self.crop + 1))
+            start = crop_start(self.seed, epoch, index, row.shape[-1], self.crop)
             row = row[:, start : start + self.crop]
         x = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))  # (C, L)
         item = {"x": self.normalizer.normalize(x) if self.normalizer else x}
@@ -118,6 +138,85 @@ class SignalDataset(Dataset[Item]):
     def __getitem__(self, index: int) -> Item:
         label = None if self._labels is None else int(self._labels[index])
         return self._make(self._signals[index], label, index=index, epoch=self.epoch)
+
+
+class StepBatches:
+    """Step-indexed batches of ``indices`` (store rows; default all) for a training loop.
+
+    Epoch e visits the records in a permutation drawn from (seed, e); step s takes positions
+    s·B … s·B + B − 1 of the epochs laid end to end (a batch may straddle two epochs). Rows are
+    normalised with the store's statistics and, with ``crop``, cut by `crop_start` at their epoch
+    and position in ``indices``: the same items as `SignalDataset` with the same arguments.
+    Labels come back as class indices into `classes` (the records' distinct labels, sorted), what
+    a conditional network embeds. Records are held in memory, normalised, when they take at most
+    ``memory_limit`` bytes; otherwise each batch is read from the store in store order (chunk
+    friendly) and put back in batch order.
+    """
+
+    def __init__(
+        self,
+        store: SignalStore | PathLike,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        indices: Sequence[int] | np.ndarray | None = None,
+        crop: int | None = None,
+        memory_limit: int = 4 * 2**30,
+    ) -> None:
+        self.store = _as_store(store)
+        self.records = (np.arange(self.store.n_samples) if indices is None
+                        else np.asarray(indices, dtype=np.int64))
+        self.n = len(self.records)
+        if self.n < 1:
+            raise ValueError(f"{self.store.path}: no records to draw batches from")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size, self.seed, self.crop = batch_size, seed, crop
+        self.normalizer = Normalizer.from_store(self.store)
+        self._make = _maker(self.store, crop=crop, normalize=True, seed=seed)  # checks crop
+        nbytes = self.n * self.store.n_channels * int(np.prod(self.store.spatial_shape)) * 4
+        self._signals = (self.normalizer.normalize(torch.from_numpy(self.store.read(self.records)))
+                         if nbytes <= memory_limit else None)
+        raw = self.store.labels[self.records] if self.store.labels is not None else None
+        self.classes: list[int] = sorted(int(v) for v in np.unique(raw)) if raw is not None else []
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        self.labels = (torch.tensor([lookup[int(v)] for v in raw], dtype=torch.long)
+                       if raw is not None else None)
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The order of epoch ``epoch``: positions into ``indices``."""
+        if self._perm is None or self._perm[0] != epoch:
+            g = step_generator(self.seed, epoch, stream=1)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def positions(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(epoch, position into ``indices``) of every item of step ``step``'s batch: (B,), (B,)."""
+        pos = step * self.batch_size + torch.arange(self.batch_size)
+        epochs, offsets = pos // self.n, pos % self.n
+        idx = torch.empty(self.batch_size, dtype=torch.long)
+        for e in torch.unique(epochs).tolist():  # at most two epochs when B ≤ n
+            here = epochs == e
+            idx[here] = self.permutation(int(e))[offsets[here]]
+        return epochs, idx
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Step ``step``'s batch: normalised records (B, C, L) or (B, C, H, W), and class indices
+        (B,) or None."""
+        epochs, idx = self.positions(step)
+        if self._signals is not None:
+            x = self._signals[idx]
+        else:
+            order = torch.argsort(idx)  # read in store order (chunk-friendly), then restore
+            rows = torch.from_numpy(self.store.read(self.records[idx[order].numpy()]))
+            x = self.normalizer.normalize(rows)[torch.argsort(order)]
+        if self.crop is not None:
+            crop = self.crop
+            x = torch.stack([row[:, s : s + crop] for row, s in (
+                (row, crop_start(self.seed, int(e), int(i), row.shape[-1], crop))
+                for row, e, i in zip(x, epochs, idx))])
+        return x, (self.labels[idx] if self.labels is not None else None)
 
 
 def epoch_order(
