@@ -212,10 +212,11 @@ class StepBatches:
             rows = torch.from_numpy(self.store.read(self.records[idx[order].numpy()]))
             x = self.normalizer.normalize(rows)[torch.argsort(order)]
         if self.crop is not None:
-            crop = self.crop
-            x = torch.stack([row[:, s : s + crop] for row, s in (
-                (row, crop_start(self.seed, int(e), int(i), row.shape[-1], crop))
-                for row, e, i in zip(x, epochs, idx))])
+            crop, windows = self.crop, []
+            for row, epoch, index in zip(x, epochs, idx):
+                start = crop_start(self.seed, int(epoch), int(index), row.shape[-1], crop)
+                windows.append(row[:, start : start + crop])
+            x = torch.stack(windows)
         return x, (self.labels[idx] if self.labels is not None else None)
 
 
