@@ -1,19 +1,28 @@
 """Nearest-neighbour memorization speed and peak memory: sigdiff vs scikit-learn vs prdc.
 
-10,000 generated vs 50,000 training series of length 140 (ECG5000 beats plus noise, so many
-near-duplicates), float32. Each method runs in a fresh subprocess; peak memory is the growth of
-the process's peak resident set (VmHWM, reset once the data are loaded) over its size then.
+10,000 generated vs 50,000 training series of length 140 (the embedded ECG5000 beats plus noise,
+so many near-duplicates), float32, k = 2 (what the memorization metrics ask for). Methods:
+sigdiff's default (`knn`, clustered search), sigdiff's plain screening (`method="screen"`, every
+pair: the earlier implementation), scikit-learn's brute force (the peer), and the PRDC pair.
+Each runs in a fresh subprocess with the same thread count (torch and BLAS/OpenMP); peak memory
+is the growth of the peak resident set (VmHWM, reset once the data are loaded). Rounds are
+interleaved (A B C, A B C, ...) and each method's median is reported with its ratio to
+scikit-learn from the same run, and whether its neighbours equal scikit-learn's exactly.
 
-    python benchmarks/metrics_speed.py [--n-gen 10000 --n-train 50000 --device cpu]
+    python benchmarks/metrics_speed.py [--n-gen 10000 --n-train 50000 --threads 2 --rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -45,18 +54,23 @@ def _reset_peak() -> float:
     return _status_mb("VmRSS")
 
 
-def run_method(method: str, n_gen: int, n_train: int, device: str) -> dict[str, object]:
+def run_method(method: str, n_gen: int, n_train: int, device: str, threads: int,
+               out: Path) -> dict[str, object]:
     gen, train = make_data(n_gen, n_train)
-    import torch  # noqa: F401  (imports before the baseline)
+    import torch
     from sklearn.neighbors import NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     from sigdiff.metrics.alignment import prdc as sigdiff_prdc
     from sigdiff.metrics.neighbors import knn
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
     base = _reset_peak()
     t0 = time.perf_counter()
-    if method == "sigdiff":
-        out = knn(gen, train, k=2, device=device)
-        d, i = out.distances, out.indices
+    if method in ("sigdiff", "sigdiff-screen"):
+        nb = knn(gen, train, k=2, device=device,
+                 method="screen" if method == "sigdiff-screen" else "auto")
+        d, i = nb.distances, nb.indices
     elif method == "sklearn":
         d, i = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(train).kneighbors(gen)
     elif method == "prdc":
@@ -74,9 +88,9 @@ def run_method(method: str, n_gen: int, n_train: int, device: str) -> dict[str, 
         raise ValueError(method)
     seconds = time.perf_counter() - t0
     peak = _status_mb("VmHWM")
-    np.save(f"/tmp/bench_{method}_d.npy", d)
-    np.save(f"/tmp/bench_{method}_i.npy", i)
-    return {"method": method, "seconds": round(seconds, 2), "peak_extra_mb": round(peak - base)}
+    np.save(out / f"{method}_d.npy", d)
+    np.save(out / f"{method}_i.npy", i)
+    return {"method": method, "seconds": round(seconds, 3), "peak_extra_mb": round(peak - base)}
 
 
 def main() -> None:
@@ -84,31 +98,56 @@ def main() -> None:
     ap.add_argument("--n-gen", type=int, default=10_000)
     ap.add_argument("--n-train", type=int, default=50_000)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--method")
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--skip", default="", help="comma-separated methods to leave out")
     args = ap.parse_args()
     if args.method:
-        print(json.dumps(run_method(args.method, args.n_gen, args.n_train, args.device)))
+        print(json.dumps(run_method(args.method, args.n_gen, args.n_train, args.device,
+                                    args.threads, args.out)))
         return
-    rows = []
-    for method in ("sigdiff", "sklearn", "sigdiff_prdc", "prdc"):
-        if method in args.skip.split(","):
-            continue
-        cmd = [sys.executable, __file__, "--method", method, "--n-gen", str(args.n_gen),
-               "--n-train", str(args.n_train), "--device", args.device]
-        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                              text=True).stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
-    if {"sigdiff", "sklearn"} <= {r["method"] for r in rows}:
-        d1, d2 = np.load("/tmp/bench_sigdiff_d.npy"), np.load("/tmp/bench_sklearn_d.npy")
-        i1, i2 = np.load("/tmp/bench_sigdiff_i.npy"), np.load("/tmp/bench_sklearn_i.npy")
-        print(f"max |d_sigdiff - d_sklearn| = {np.abs(d1 - d2).max():.2e}; "
-              f"nearest index agreement = {(i1[:, 0] == i2[:, 0]).mean():.4f}")
-    if {"prdc", "sigdiff_prdc"} <= {r["method"] for r in rows}:
-        print("prdc (precision, coverage):", np.load("/tmp/bench_prdc_d.npy"),
-              "sigdiff:", np.load("/tmp/bench_sigdiff_prdc_d.npy"))
-    print(f"n_gen={args.n_gen} n_train={args.n_train} length=140 device={args.device} "
-          f"prdc at {PRDC_N}×{PRDC_N}")
+    methods = [m for m in ("sigdiff", "sigdiff-screen", "sklearn", "sigdiff_prdc", "prdc")
+               if m not in args.skip.split(",")]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for r in range(args.rounds):  # interleaved: every method once per round
+            for method in methods:
+                cmd = [sys.executable, __file__, "--method", method, "--n-gen", str(args.n_gen),
+                       "--n-train", str(args.n_train), "--device", args.device,
+                       "--threads", str(args.threads), "--out", str(out)]
+                res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True)
+                                 .stdout.strip().splitlines()[-1])
+                runs[method].append(res)
+                print(f"round {r + 1}: {res}", flush=True)
+        flops = 2 * args.n_gen * args.n_train * 140  # the distance GEMM of brute force
+        ref = statistics.median(x["seconds"] for x in runs["sklearn"]) if "sklearn" in runs else None
+        print(f"\nk-NN (k = 2), {args.n_gen:,} generated × {args.n_train:,} training × 140, "
+              f"{args.threads} thread(s), device {args.device}, median of {args.rounds} "
+              f"interleaved rounds; brute-force work {flops / 1e9:.0f} GFLOP")
+        print(f"{'method':<16}{'seconds':>9}{'speed-up vs sklearn':>21}{'peak MB':>9}"
+              f"{'GFLOP/s equiv.':>16}  neighbours = sklearn's")
+        for method in ("sigdiff", "sigdiff-screen", "sklearn"):
+            if method not in runs:
+                continue
+            sec = statistics.median(x["seconds"] for x in runs[method])
+            peak = max(x["peak_extra_mb"] for x in runs[method])
+            same = ""
+            if ref is not None:
+                i1, i2 = np.load(out / f"{method}_i.npy"), np.load(out / "sklearn_i.npy")
+                d1, d2 = np.load(out / f"{method}_d.npy"), np.load(out / "sklearn_d.npy")
+                same = (f"{(i1 == i2).all(axis=1).mean():.4%} of rows, max |Δd| "
+                        f"{np.abs(d1 - d2).max():.1e}")
+            ratio = f"{ref / sec:.2f}×" if ref is not None else "-"
+            print(f"{method:<16}{sec:>9.2f}{ratio:>21}{peak:>9}{flops / sec / 1e9:>16.1f}  {same}")
+        if {"prdc", "sigdiff_prdc"} <= set(runs):
+            sp = statistics.median(x["seconds"] for x in runs["prdc"])
+            ss = statistics.median(x["seconds"] for x in runs["sigdiff_prdc"])
+            print(f"PRDC at {PRDC_N}×{PRDC_N}: prdc {sp:.2f} s, sigdiff {ss:.2f} s "
+                  f"({sp / ss:.2f}×); (precision, coverage): prdc",
+                  np.load(out / "prdc_d.npy"), "sigdiff", np.load(out / "sigdiff_prdc_d.npy"))
 
 
 if __name__ == "__main__":

@@ -20,28 +20,37 @@ from sigdiff.metrics.neighbors import knn
 
 
 def brute_knn(q: np.ndarray, r: np.ndarray, k: int, exclude_self: bool = False):
-    d = np.sqrt(((q[:, None, :].astype(np.float64) - r[None].astype(np.float64)) ** 2).sum(-1))
+    """Every pair by float64 differences (no expansion), a stable sort: lowest index on ties."""
+    r64 = r.reshape(len(r), -1).astype(np.float64)
+    d = np.concatenate([
+        np.sqrt(((q[s : s + 16, None, :].astype(np.float64) - r64[None]) ** 2).sum(-1))
+        for s in range(0, len(q), 16)]) if len(q) else np.zeros((0, len(r)))
     if exclude_self:
         np.fill_diagonal(d, np.inf)
     idx = np.argsort(d, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(d, idx, axis=1), idx
 
 
+METHODS = ("screen", "clusters")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("memory_mb, query_chunk", [(256, 1024), (0.01, 7)])
-def test_knn_matches_brute_force(memory_mb: float, query_chunk: int) -> None:
+def test_knn_matches_brute_force(memory_mb: float, query_chunk: int, method: str) -> None:
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(400, 30)).astype(np.float32) + 50.0  # offset stresses float32
     q = rng.normal(size=(123, 30)).astype(np.float32) + 50.0
-    nb = knn(q, ref, k=4, memory_mb=memory_mb, query_chunk=query_chunk)
+    nb = knn(q, ref, k=4, memory_mb=memory_mb, query_chunk=query_chunk, method=method)
     d, i = brute_knn(q, ref, 4)
     np.testing.assert_allclose(nb.distances, d, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(nb.indices, i)
 
 
-def test_knn_exclude_self_matches_brute_force() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_knn_exclude_self_matches_brute_force(method: str) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 12)).astype(np.float32)
-    nb = knn(x, x, k=3, exclude_self=True, memory_mb=0.005, query_chunk=33)
+    nb = knn(x, x, k=3, exclude_self=True, memory_mb=0.005, query_chunk=33, method=method)
     d, i = brute_knn(x, x, 3, exclude_self=True)
     np.testing.assert_allclose(nb.distances, d, rtol=1e-10)
     np.testing.assert_array_equal(nb.indices, i)
@@ -53,8 +62,67 @@ def test_knn_property_distances_exact(n: int, m: int, dim: int, seed: int) -> No
     rng = np.random.default_rng(seed)
     ref = rng.normal(size=(n, dim)).astype(np.float32)
     q = rng.normal(size=(m, dim)).astype(np.float32)
-    nb = knn(q, ref, k=2, memory_mb=0.0005, query_chunk=3)
-    np.testing.assert_allclose(nb.distances, brute_knn(q, ref, 2)[0], rtol=1e-9, atol=1e-12)
+    for method in METHODS:
+        nb = knn(q, ref, k=2, memory_mb=0.0005, query_chunk=3, method=method)
+        np.testing.assert_allclose(nb.distances, brute_knn(q, ref, 2)[0], rtol=1e-9, atol=1e-12)
+
+
+def _beats_like(n: int, rng: np.random.Generator, *, copies: int = 20) -> np.ndarray:
+    """Signals like the memorization benchmark's: a few smooth shapes, each repeated with
+    noise, plus exact duplicates (float32, length 140)."""
+    t = np.linspace(0, 1, 140)
+    shapes = np.stack([np.sin(2 * np.pi * f * t + p) * a
+                       for f, p, a in rng.uniform([1, 0, 1], [6, 6, 4], size=(n // copies, 3))])
+    x = shapes[rng.integers(0, len(shapes), n)] + 0.1 * rng.normal(size=(n, 140))
+    x[: n // 50] = x[n // 50 : 2 * (n // 50)]  # exact duplicates: ties broken by lowest index
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_cluster_search_agrees_exactly_with_sklearn_brute_force(exclude_self: bool) -> None:
+    """The clustered search (tens of clusters here) returns exactly brute force's neighbours:
+    scikit-learn's brute force in float64 and a stable float64 sort of every pair as oracles."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(5)
+    ref = _beats_like(1600 if exclude_self else 6000, rng)
+    q = ref if exclude_self else _beats_like(500, rng)  # ref itself: each record among others
+    full_d, full_i = brute_knn(q, ref, 6, exclude_self=exclude_self)
+    for k in (1, 2, 5):
+        nb = knn(q, ref, k=k, exclude_self=exclude_self, method="clusters")
+        np.testing.assert_allclose(nb.distances, full_d[:, :k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(nb.indices, full_i[:, :k])  # lowest index among duplicates
+        auto = knn(q, ref, k=k, exclude_self=exclude_self, method="auto")
+        np.testing.assert_array_equal(auto.indices, nb.indices)
+    if not exclude_self:
+        sk_d, sk_i = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(
+            ref.astype(np.float64)).kneighbors(q.astype(np.float64))
+        np.testing.assert_allclose(nb.distances, sk_d, rtol=1e-9, atol=1e-9)
+        # rows whose 6 nearest are all separated by more than sklearn's float64 error
+        untied = np.diff(full_d, axis=1).min(axis=1) > 1e-9
+        assert untied.mean() > 0.9
+        np.testing.assert_array_equal(nb.indices[untied], sk_i[untied])
+
+
+def test_cluster_summary_never_overestimates_a_distance() -> None:
+    """The bound the clustered search rests on: ‖a(q) − a(r)‖ ≤ ‖q − r‖ for any pair, and every
+    member lies within its cluster's radius."""
+    from sigdiff.metrics.neighbors import _ClusterIndex
+
+    rng = np.random.default_rng(6)
+    ref = _beats_like(3000, rng)
+    index = _ClusterIndex.build(ref, ref.mean(axis=0, dtype=np.float64))
+    q = np.concatenate([_beats_like(200, rng), rng.normal(size=(100, 140)).astype(np.float32)])
+    a_q, a_r = index.embed(q), index.embed(ref[:500])
+    bound = np.linalg.norm(a_q[:, None] - a_r[None], axis=2)
+    full = np.sqrt(((q[:, None].astype(np.float64) - ref[None, :500]) ** 2).sum(-1))
+    assert (bound <= full * (1 + 1e-12) + 1e-12).all()
+    emb = index.embed(ref)
+    for c in range(len(index.radius)):
+        members = index.order[index.offsets[c] : index.offsets[c + 1]]
+        assert (np.linalg.norm(emb[members] - index.centroids[c], axis=1)
+                <= index.radius[c]).all()
+    assert 0.9 < index.captured <= 1.0  # smooth shapes: the leading axes hold the energy
 
 
 def test_knn_rejects_k_at_least_n() -> None:
