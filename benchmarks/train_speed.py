@@ -11,8 +11,13 @@ are reported as such:
                                                             # replace torch, so no deps)
 
 Run: `python benchmarks/train_speed.py [--preset small] [--batch 32] [--length 256] [--threads N]`;
-the ECG demo step alone: `--no-peers --batch 64 --length 140`.
+the ECG demo step alone: `--no-peers --batch 64 --length 140`; the DiT: `--model dit`.
 Timings are medians over interleaved repeats, so a transient load hits every model alike.
+FLOPs per step are counted by torch's `FlopCounterMode` (forward + backward; the optimizer's
+elementwise work is not counted), and MFU is achieved FLOP/s over the fp32 matmul peak measured
+in the same process, interleaved with the steps (a 1024² matmul on the same threads).
+`--parts` also times the step's parts (forward, backward, AdamW loop / foreach / fused, EMA loop /
+foreach) for the sigdiff network alone.
 """
 
 from __future__ import annotations
@@ -39,9 +44,71 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def sigdiff_unet(preset: str, length: int) -> tuple[nn.Module, Net]:
-    model, _ = build_model("unet", preset=preset)
+def sigdiff_net(name: str, preset: str) -> tuple[nn.Module, Net]:
+    model, _ = build_model(name, preset=preset)
     return model, model
+
+
+def step_flops(net: Net, batch: int, length: int) -> int:
+    """Forward + backward FLOPs of one step, counted by torch (matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(batch, 1, length)
+    sigma = torch.rand(batch)
+    with FlopCounterMode(display=False) as counter:
+        net(x, sigma).square().mean().backward()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak() -> Callable[[], None]:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+
+    def run() -> None:
+        a @ b
+    return run
+
+
+def time_parts(model: nn.Module, net: Net, batch: int, length: int, repeats: int) -> None:
+    """Median ms of each part of a training step, interleaved (the AdamW and EMA variants)."""
+    import copy
+
+    x = torch.randn(batch, 1, length)
+    sigma = torch.rand(batch)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opts = {kind: torch.optim.AdamW(model.parameters(), lr=1e-6, **kw) for kind, kw in (
+        ("loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True}))}
+    state: dict[str, torch.Tensor] = {}
+
+    def forward() -> None:
+        state["loss"] = net(x, sigma).square().mean()
+
+    def backward() -> None:
+        forward_loss = net(x, sigma).square().mean()
+        forward_loss.backward()
+
+    def ema_loop() -> None:
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1e-3)
+
+    def ema_foreach() -> None:
+        with torch.no_grad():
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1e-3)
+
+    parts: dict[str, Callable[[], None]] = {
+        "forward": forward, "forward + backward": backward,
+        **{f"AdamW {k}": o.step for k, o in opts.items()},
+        "EMA loop": ema_loop, "EMA foreach": ema_foreach}
+    for part in parts.values():
+        part()
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(repeats):
+        for name, part in parts.items():
+            start = time.perf_counter()
+            part()
+            times[name].append(1000 * (time.perf_counter() - start))
+    for name, t in times.items():
+        print(f"  {name:<22}{statistics.median(t):>9.2f} ms")
 
 
 def load_ddp_unet1d() -> type[nn.Module] | None:
@@ -123,6 +190,7 @@ def make_step(model: nn.Module, net: Net, batch: int, length: int) -> Callable[[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="unet", choices=["unet", "dit"])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=256)
@@ -130,35 +198,45 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-peers", action="store_true", help="time sigdiff alone (any length)")
+    parser.add_argument("--parts", action="store_true", help="also time the step's parts")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    ours, ours_net = sigdiff_unet(args.preset, args.length)
+    ours, ours_net = sigdiff_net(args.model, args.preset)
     target = n_params(ours)
     candidates: dict[str, tuple[nn.Module, Net] | None] = {
-        f"sigdiff UNet ({args.preset})": (ours, ours_net)
+        f"sigdiff {args.model} ({args.preset})": (ours, ours_net)
     }
     if not args.no_peers:  # the peers need a length divisible by their down-sampling factor
         candidates["denoising-diffusion-pytorch Unet1D"] = ddp_unet(target)
         candidates["diffusers UNet1DModel"] = diffusers_unet(target, args.length)
+    flops = {k: step_flops(v[1], args.batch, args.length) for k, v in candidates.items() if v}
     steps = {k: make_step(*v, args.batch, args.length) for k, v in candidates.items() if v}
-    for step in steps.values():  # warm-up: allocator, oneDNN primitives
+    peak = matmul_peak()
+    for step in [*steps.values(), peak]:  # warm-up: allocator, oneDNN primitives
         for _ in range(3):
             step()
     times: dict[str, list[float]] = {k: [] for k in steps}
+    peak_flops: list[float] = []
     for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(20):
+            peak()
+        peak_flops.append(20 * 2 * 1024**3 / (time.perf_counter() - start))
         for name, step in steps.items():
             start = time.perf_counter()
             for _ in range(args.steps):
                 step()
             times[name].append((time.perf_counter() - start) / args.steps)
-
+    machine = statistics.median(peak_flops)
     print(
         f"train step (fwd+bwd+AdamW), batch {args.batch} × 1 × {args.length}, "
-        f"{torch.get_num_threads()} threads, median of {args.repeats} × {args.steps} steps"
+        f"{torch.get_num_threads()} threads, median of {args.repeats} × {args.steps} steps; "
+        f"fp32 matmul peak (1024², same process, interleaved) {machine / 1e9:.1f} GFLOP/s"
     )
-    print(f"{'model':<38}{'params':>11}{'ms/step':>10}{'samples/s':>11}{'sigdiff ×':>11}")
+    print(f"{'model':<38}{'params':>11}{'ms/step':>10}{'samples/s':>11}{'GFLOP/step':>12}"
+          f"{'MFU':>7}{'sigdiff ×':>11}")
     ours_rate = args.batch / statistics.median(times[next(iter(times))])
     for name, found in candidates.items():
         if found is None:
@@ -166,8 +244,13 @@ def main() -> None:
             continue
         t = statistics.median(times[name])
         rate = args.batch / t
-        row = f"{name:<38}{n_params(found[0]):>11,}{1000 * t:>10.1f}{rate:>11.1f}"
+        mfu = flops[name] / t / machine
+        row = (f"{name:<38}{n_params(found[0]):>11,}{1000 * t:>10.1f}{rate:>11.1f}"
+               f"{flops[name] / 1e9:>12.2f}{mfu:>7.0%}")
         print(f"{row}{ours_rate / rate:>10.2f}×")
+    if args.parts:
+        print(f"parts of the sigdiff step (median of {5 * args.repeats}, interleaved):")
+        time_parts(ours, ours_net, args.batch, args.length, 5 * args.repeats)
 
 
 if __name__ == "__main__":
