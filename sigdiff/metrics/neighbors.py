@@ -40,7 +40,7 @@ CLUSTER_MIN_ENERGY = 0.5  # `auto` screens everything when the axes hold less of
 CLUSTER_SIZE = 200  # references per cluster on average (fastest of 50-1000 on the benchmark)
 CLUSTER_FIT_ROWS = 4096  # evenly spaced reference rows the axes and clusters are fitted on
 CLUSTER_ITERS = 6  # Lloyd iterations
-CLUSTER_QUERY_MIN = 32  # queries per block at least (blocks share a home cluster when they can)
+CLUSTER_QUERY_MIN = 64  # queries per block at least (blocks share a home cluster when they can)
 
 
 @dataclass(frozen=True)
