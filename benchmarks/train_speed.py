@@ -75,8 +75,9 @@ def time_parts(model: nn.Module, net: Net, batch: int, length: int, repeats: int
     x = torch.randn(batch, 1, length)
     sigma = torch.rand(batch)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opts = {kind: torch.optim.AdamW(model.parameters(), lr=1e-6, **kw) for kind, kw in (
-        ("loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True}))}
+    opts = {kind: torch.optim.AdamW(model.parameters(), lr=1e-6, foreach=foreach, fused=fused)
+            for kind, foreach, fused in (("loop", False, None), ("foreach", True, None),
+                                         ("fused", None, True))}
     state: dict[str, torch.Tensor] = {}
 
     def forward() -> None:
@@ -209,8 +210,13 @@ def main() -> None:
         f"sigdiff {args.model} ({args.preset})": (ours, ours_net)
     }
     if not args.no_peers:  # the peers need a length divisible by their down-sampling factor
-        candidates["denoising-diffusion-pytorch Unet1D"] = ddp_unet(target)
-        candidates["diffusers UNet1DModel"] = diffusers_unet(target, args.length)
+        for name, build in (("denoising-diffusion-pytorch Unet1D", lambda: ddp_unet(target)),
+                            ("diffusers UNet1DModel",
+                             lambda: diffusers_unet(target, args.length))):
+            try:
+                candidates[name] = build()
+            except RuntimeError as err:  # no width within ±10% of the parameter count
+                print(f"{name}: left out: {err}")
     flops = {k: step_flops(v[1], args.batch, args.length) for k, v in candidates.items() if v}
     steps = {k: make_step(*v, args.batch, args.length) for k, v in candidates.items() if v}
     peak = matmul_peak()
