@@ -78,14 +78,11 @@ def time_parts(model: nn.Module, net: Net, batch: int, length: int, repeats: int
     opts = {kind: torch.optim.AdamW(model.parameters(), lr=1e-6, foreach=foreach, fused=fused)
             for kind, foreach, fused in (("loop", False, None), ("foreach", True, None),
                                          ("fused", None, True))}
-    state: dict[str, torch.Tensor] = {}
-
     def forward() -> None:
-        state["loss"] = net(x, sigma).square().mean()
+        net(x, sigma).square().mean()
 
     def backward() -> None:
-        forward_loss = net(x, sigma).square().mean()
-        forward_loss.backward()
+        net(x, sigma).square().mean().backward()
 
     def ema_loop() -> None:
         with torch.no_grad():

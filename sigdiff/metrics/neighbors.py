@@ -13,8 +13,9 @@ reference set's p leading principal axes V and the norm of what they leave out,
 a(x) = (Vᵀ(x − μ), ‖(I − VVᵀ)(x − μ)‖). By Pythagoras and the reverse triangle inequality
 ‖a(q) − a(r)‖ ≤ ‖q − r‖, and for references grouped into clusters with centre c and radius R
 (in that summary space) ‖q − r‖ ≥ ‖a(q) − c‖ − R for every member r. Per block of queries that
-share clusters, τ (per query) is the exact k-th distance among the members of the queries' own
-clusters, an upper bound on the true k-th neighbour distance; every cluster whose bound is
+share clusters, τ (per query) is the k-th screened distance among the members of the queries' own
+clusters plus its float32 rounding allowance, an upper bound on the true k-th neighbour distance;
+every cluster whose bound is
 at most τ for some query of the block is screened as above, and no reference of another cluster
 can be among the k nearest: the answer equals screening everything. On signals whose energy
 sits in a few components (ECG beats: 98% in 16) about a tenth of the references are screened
@@ -90,35 +91,54 @@ def knn(
         method == "auto" and len(q_np) * len(r_np) >= CLUSTER_MIN_PAIRS)
     dev = resolve_device(device)
     shift = r_np.mean(axis=0, dtype=np.float64)  # centring: less rounding
-    shift32 = shift.astype(np.float32)
     kc = min(k + REFINE_MARGIN, len(r_np) - int(exclude_self))
     ref_chunk = _chunk_rows(query_chunk, memory_mb)
+    if clusters:
+        axes, captured = _principal_axes(r_np, shift)
+        if method == "clusters" or captured >= CLUSTER_MIN_ENERGY:  # else bounds rule out little
+            index = _ClusterIndex.build(r_np, shift, axes)
+            return _knn_clusters(q_np, r_np, index, k=k, kc=kc, exclude_self=exclude_self,
+                                 device=dev, ref_chunk=ref_chunk, query_chunk=query_chunk)
+    return _knn_screen(q_np, r_np, shift, k=k, kc=kc, exclude_self=exclude_self, device=dev,
+                       ref_chunk=ref_chunk, query_chunk=query_chunk)
+
+
+def _knn_screen(
+    q_np: np.ndarray, r_np: np.ndarray, shift: np.ndarray, *, k: int, kc: int,
+    exclude_self: bool, device: torch.device, ref_chunk: int, query_chunk: int,
+) -> Neighbors:
+    """Every pair screened, query chunk by query chunk."""
+    shift32 = shift.astype(np.float32)
+    ref = torch.from_numpy(r_np.astype(np.float32) - shift32).to(device)  # (M, D)
+    ref_sq = (ref * ref).sum(dim=1)  # (M,)
     out_d = np.empty((len(q_np), k))
     out_i = np.empty((len(q_np), k), dtype=np.int64)
-    if not clusters:
-        ref = torch.from_numpy(r_np.astype(np.float32) - shift32).to(dev)  # (M, D)
-        ref_sq = (ref * ref).sum(dim=1)  # (M,)
-        for start in range(0, len(q_np), query_chunk):
-            stop = min(start + query_chunk, len(q_np))
-            q = torch.from_numpy(q_np[start:stop].astype(np.float32) - shift32).to(dev)  # (b, D)
-            own = torch.arange(start, stop, device=dev) if exclude_self else None
-            cand = _screen(q, ref, ref_sq, kc=kc, ref_chunk=ref_chunk, self_cols=own)[1]
-            out_d[start:stop], out_i[start:stop] = _refine(q_np[start:stop], r_np, cand, k)
-        return Neighbors(distances=out_d, indices=out_i)
+    for start in range(0, len(q_np), query_chunk):
+        stop = min(start + query_chunk, len(q_np))
+        q = torch.from_numpy(q_np[start:stop].astype(np.float32) - shift32).to(device)  # (b, D)
+        own = torch.arange(start, stop, device=device) if exclude_self else None
+        cand = _screen(q, ref, ref_sq, kc=kc, ref_chunk=ref_chunk, self_cols=own)[1]
+        out_d[start:stop], out_i[start:stop] = _refine(q_np[start:stop], r_np, cand, k)
+    return Neighbors(distances=out_d, indices=out_i)
 
-    index = _ClusterIndex.build(r_np, shift)
-    if method == "auto" and index.captured < CLUSTER_MIN_ENERGY:  # bounds would rule out little
-        return knn(q_np, r_np, k=k, exclude_self=exclude_self, device=dev, memory_mb=memory_mb,
-                   query_chunk=query_chunk, method="screen")
-    ref = torch.from_numpy(r_np[index.order].astype(np.float32) - shift32).to(dev)  # by cluster
+
+def _knn_clusters(
+    q_np: np.ndarray, r_np: np.ndarray, index: _ClusterIndex, *, k: int, kc: int,
+    exclude_self: bool, device: torch.device, ref_chunk: int, query_chunk: int,
+) -> Neighbors:
+    """Only the clusters the bound cannot rule out screened, block of queries by block."""
+    shift32 = index.centre.astype(np.float32)
+    ref = torch.from_numpy(r_np[index.order].astype(np.float32) - shift32).to(device)  # by cluster
     ref_sq = (ref * ref).sum(dim=1)
     ref_sq_max = float(ref_sq.max())
     q_emb = index.embed(q_np)
-    home = index.nearest_cluster(q_emb)
+    home = _nearest(q_emb, index.centroids)
     q_order = np.argsort(home, kind="stable")  # blocks of queries that share clusters
     position = np.argsort(index.order)  # reference i sits at position[i] in cluster order
+    out_d = np.empty((len(q_np), k))
+    out_i = np.empty((len(q_np), k), dtype=np.int64)
     for rows in _query_blocks(home[q_order], q_order, cap=query_chunk):
-        q = torch.from_numpy(q_np[rows].astype(np.float32) - shift32).to(dev)
+        q = torch.from_numpy(q_np[rows].astype(np.float32) - shift32).to(device)
         own = position[rows] if exclude_self else None
         # τ: an upper bound on each query's k-th neighbour distance, from its own clusters
         seeds = index.seed_clusters(home[rows], need=kc + 1)
@@ -179,6 +199,48 @@ def _upper_kth(val: np.ndarray, q: torch.Tensor, ref_sq_max: float, k: int) -> n
     return np.sqrt(np.maximum(val[:, k - 1].astype(np.float64) + q_sq + err, 0.0))
 
 
+def _principal_axes(r: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, float]:
+    """The p leading principal axes V (D, p) of the references (fitted on evenly spaced rows)
+    and the share of those rows' energy about μ they hold."""
+    fit = torch.from_numpy(r[:: max(1, len(r) // CLUSTER_FIT_ROWS)]).double()
+    fit = fit - torch.from_numpy(centre)
+    evals, evecs = torch.linalg.eigh(fit.T @ fit)  # ascending: the last axes lead
+    p = min(CLUSTER_DIMS, r.shape[1])
+    total = float(evals.clamp(min=0).sum())
+    captured = float(evals.flip(0)[:p].clamp(min=0).sum()) / total if total > 0 else 1.0
+    return evecs.flip(1)[:, :p].contiguous().numpy(), captured
+
+
+def _embed(x: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """a(x) = (Vᵀ(x − μ), ‖(I − VVᵀ)(x − μ)‖): (n, p + 1), float64, in bounded chunks."""
+    out = torch.empty((len(x), axes.shape[1] + 1), dtype=torch.float64)
+    v, mu = torch.from_numpy(axes), torch.from_numpy(centre)
+    for s in range(0, len(x), 8192):
+        xc = torch.from_numpy(x[s : s + 8192]).double() - mu
+        coords = xc @ v
+        out[s : s + 8192, :-1] = coords
+        out[s : s + 8192, -1] = torch.linalg.vector_norm(xc - coords @ v.T, dim=1)
+    return out.numpy()
+
+
+def _centroid_distances(emb: np.ndarray, centroids: np.ndarray
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distances ‖a − c‖² to every centroid (n, C) by the float64 expansion, and a bound
+    on their rounding error (n, C)."""
+    e, c = torch.from_numpy(emb), torch.from_numpy(centroids)
+    a2 = (e * e).sum(dim=1)[:, None]
+    c2 = (c * c).sum(dim=1)[None]
+    d2 = torch.addmm(a2 + c2, e, c.T, alpha=-2.0)
+    return d2, 64 * float(np.finfo(np.float64).eps) * (a2 + c2)
+
+
+def _nearest(emb: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centroid (n,)."""
+    return np.concatenate(
+        [_centroid_distances(emb[s : s + 4096], centroids)[0].argmin(dim=1).numpy()
+         for s in range(0, len(emb), 4096)] or [np.zeros(0, np.int64)])
+
+
 @dataclass(frozen=True)
 class _ClusterIndex:
     """References grouped into clusters in the summary space a(x) (see the module docstring)."""
@@ -189,57 +251,22 @@ class _ClusterIndex:
     radius: np.ndarray  # (C,) max ‖a(r) − c‖ over the cluster's members
     order: np.ndarray  # (M,) reference indices grouped by cluster (stable)
     offsets: np.ndarray  # (C + 1,) cluster c holds order[offsets[c]:offsets[c + 1]]
-    captured: float  # share of the (fitted rows') energy about μ on the p axes
 
     @classmethod
-    def build(cls, r: np.ndarray, centre: np.ndarray) -> _ClusterIndex:
-        step = max(1, len(r) // CLUSTER_FIT_ROWS)  # fit on evenly spaced rows
-        fit = torch.from_numpy(r[::step]).double() - torch.from_numpy(centre)
-        evals, evecs = torch.linalg.eigh(fit.T @ fit)  # ascending: the last axes lead
-        p = min(CLUSTER_DIMS, r.shape[1])
-        axes = evecs.flip(1)[:, :p].contiguous().numpy()
-        total = float(evals.clamp(min=0).sum())
-        captured = float(evals.flip(0)[:p].clamp(min=0).sum()) / total if total > 0 else 1.0
-        index = cls(centre, axes, np.zeros((0, p + 1)), np.zeros(0), np.zeros(0, np.int64),
-                    np.zeros(1, np.int64), captured)
-        emb = index.embed(r)
+    def build(cls, r: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> _ClusterIndex:
+        emb = _embed(r, centre, axes)
         n_clusters = max(1, len(r) // CLUSTER_SIZE)
-        centroids = _kmeans(emb[::step], n_clusters)
-        label = index._replace_centroids(centroids).nearest_cluster(emb)
+        centroids = _kmeans(emb[:: max(1, len(r) // CLUSTER_FIT_ROWS)], n_clusters)
+        label = _nearest(emb, centroids)
         order = np.argsort(label, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(label, minlength=n_clusters))])
         spread = np.linalg.norm(emb - centroids[label], axis=1)
         radius = np.zeros(n_clusters)
         np.maximum.at(radius, label, spread)
-        return cls(centre, axes, centroids, radius, order, offsets, captured)
-
-    def _replace_centroids(self, centroids: np.ndarray) -> _ClusterIndex:
-        return _ClusterIndex(self.centre, self.axes, centroids, self.radius, self.order,
-                             self.offsets, self.captured)
+        return cls(centre, axes, centroids, radius, order, offsets)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
-        """a(x) = (Vᵀ(x − μ), ‖(I − VVᵀ)(x − μ)‖): (n, p + 1), float64, in bounded chunks."""
-        out = torch.empty((len(x), self.axes.shape[1] + 1), dtype=torch.float64)
-        axes, centre = torch.from_numpy(self.axes), torch.from_numpy(self.centre)
-        for s in range(0, len(x), 8192):
-            xc = torch.from_numpy(x[s : s + 8192]).double() - centre
-            coords = xc @ axes
-            out[s : s + 8192, :-1] = coords
-            out[s : s + 8192, -1] = torch.linalg.vector_norm(xc - coords @ axes.T, dim=1)
-        return out.numpy()
-
-    def _distances(self, emb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared distances ‖a − c‖² to every centroid (n, C) by the float64 expansion, and a
-        bound on their rounding error (n, C)."""
-        e, c = torch.from_numpy(emb), torch.from_numpy(self.centroids)
-        a2 = (e * e).sum(dim=1)[:, None]
-        c2 = (c * c).sum(dim=1)[None]
-        d2 = torch.addmm(a2 + c2, e, c.T, alpha=-2.0)
-        return d2, 64 * float(np.finfo(np.float64).eps) * (a2 + c2)
-
-    def nearest_cluster(self, emb: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._distances(emb[s : s + 4096])[0].argmin(dim=1).numpy()
-                               for s in range(0, len(emb), 4096)] or [np.zeros(0, np.int64)])
+        return _embed(x, self.centre, self.axes)
 
     def seed_clusters(self, home: np.ndarray, *, need: int) -> np.ndarray:
         """The queries' own clusters, plus the largest others until they hold `need` members."""
@@ -247,7 +274,8 @@ class _ClusterIndex:
         size = np.diff(self.offsets)
         if size[chosen].sum() < need:
             rest = np.setdiff1d(np.argsort(-size, kind="stable"), chosen, assume_unique=True)
-            extra = rest[: int(np.searchsorted(np.cumsum(size[rest]), need - size[chosen].sum())) + 1]
+            short = need - size[chosen].sum()
+            extra = rest[: int(np.searchsorted(np.cumsum(size[rest]), short)) + 1]
             chosen = np.union1d(chosen, extra)
         return chosen
 
@@ -255,15 +283,16 @@ class _ClusterIndex:
         """Clusters whose lower bound ‖a(q) − c‖ − R is at most τ for some query (with a float64
         rounding allowance on the distance and the radius): the only ones that can hold a query's
         k nearest."""
-        d2, err = self._distances(emb)
+        d2, err = _centroid_distances(emb, self.centroids)
         lower = (d2 - err).clamp_(min=0).sqrt_() - torch.from_numpy(self.radius * (1 + 1e-12))
         return torch.nonzero((lower <= torch.from_numpy(tau)[:, None]).any(dim=0)).ravel().numpy()
 
     def members(self, clusters: np.ndarray) -> np.ndarray:
         """Positions (ascending) in cluster order of the members of `clusters` (ascending)."""
-        starts, stops = self.offsets[clusters], self.offsets[clusters + 1]
-        return np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)] or
-                              [np.zeros(0, np.int64)])
+        starts, sizes = self.offsets[clusters], np.diff(self.offsets)[clusters]
+        # each member's position: its cluster's start + its rank inside the cluster
+        first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return np.repeat(starts, sizes) + np.arange(int(sizes.sum())) - first
 
 
 def _kmeans(x: np.ndarray, n_clusters: int, iters: int = CLUSTER_ITERS) -> np.ndarray:
