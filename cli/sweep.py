@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,25 +19,47 @@ __all__ = ["claims_cmd", "report_cmd", "sweep_cmd"]
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="sweep directory: data/, cells/<id>/, results.csv, results.jsonl")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="cells trained in parallel processes (one thread each)")
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default=None,
+              help="where cells run: local processes, Ray tasks or Slurm jobs (default: the "
+                   "TOML's [executor] kind, else local); finished cells are skipped on any")
+@click.option("--jobs", default=None, type=click.IntRange(min=1),
+              help="local: cells trained in parallel processes  [default: 1]")
+@click.option("--cpus-per-cell", default=None, type=click.IntRange(min=1),
+              help="CPUs (torch threads) per cell, asked of Ray / Slurm  [default: 1]")
+@click.option("--gpus-per-cell", default=None, type=click.IntRange(min=0),
+              help="GPUs per cell, asked of Ray / Slurm (cells need device = cuda or auto)")
+@click.option("--ray-address", default=None,
+              help="ray: join this cluster ('auto', 'ray://head:10001'); default: RAY_ADDRESS, "
+                   "else an embedded local instance")
+@click.option("--partition", default=None, help="slurm: partition")
+@click.option("--time-min", default=None, type=click.IntRange(min=1),
+              help="slurm: time limit per cell, minutes  [default: 60]")
+@click.option("--mem-gb", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="slurm: memory per cell, GB")
+@click.option("--account", default=None, help="slurm: account")
+@click.option("--slurm-cluster", default=None, hidden=True,
+              help="submitit cluster: 'local' runs the Slurm path as local subprocesses (tests)")
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="write OUT/report/ (sigdiff report) when the sweep ends")
 @click.option("--dry-run", is_flag=True, help="print the grid and stop")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def sweep_cmd(config: str, out: str, jobs: int, with_report: bool, dry_run: bool,
-              quiet: bool) -> None:
+def sweep_cmd(config: str, out: str, executor: str | None, with_report: bool, dry_run: bool,
+              quiet: bool, **flags: Any) -> None:
     """Train and evaluate a grid of timestep samplers × training-set sizes × seeds (resumable:
-    rerun the same command to continue a killed sweep)."""
+    rerun the same command, with any executor, to continue a killed sweep)."""
     from sigdiff.sweep import describe, load_sweep, run_sweep
 
     try:
         sweep = load_sweep(config, out_dir=out)
+        spec = sweep.executor.merged(kind=executor, **flags)
         click.echo(describe(sweep))
         click.echo("eval: " + json.dumps(sweep.eval.to_dict()))
+        click.echo(f"executor: {spec.kind}" + (f" ({spec.jobs} processes)" if spec.kind == "local"
+                                               else f" ({spec.cpus_per_cell} CPUs, "
+                                               f"{spec.gpus_per_cell} GPUs per cell)"))
         if dry_run:
             return
-        rows = run_sweep(sweep, out, jobs=jobs, progress=not quiet)
+        rows = run_sweep(sweep, out, executor=spec, progress=not quiet)
         click.echo(f"{len(rows)} rows in {Path(out) / 'results.csv'}")
         if with_report:
             _report(out, str(Path(out) / "report"), None)

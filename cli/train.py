@@ -33,7 +33,7 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
                sets: tuple[str, ...]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     direct = {"data": "data", "steps": "steps", "batch_size": "batch_size", "seed": "seed",
-              "device": "device", "precision": "precision", "ema_decay": "ema_decay",
+              "device": "device", "precision": "precision", "compile": "compile", "ema_decay": "ema_decay",
               "lr": "optim.lr", "model": "model.name", "model_preset": "model.preset",
               "sampler": "timesteps.name", "mode": "timesteps.mode", "floor": "timesteps.floor",
               "weighting": "weighting.name", "parameterization": "diffusion.parameterization",
@@ -83,6 +83,8 @@ def _overrides(flags: dict[str, Any], params: tuple[str, ...], wparams: tuple[st
 @click.option("--ema-decay", type=float, default=None)
 @click.option("--device", type=str, default=None, help="cpu, cuda, or auto")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None)
+@click.option("--compile/--no-compile", "compile", default=None,
+              help="torch.compile the network for training (first step compiles; faster after)")
 @click.option("--conditional/--unconditional", default=None, help="class-conditional training")
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",

@@ -16,11 +16,11 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
-from sigdiff._utils import atomic_write_text, step_generator
+from sigdiff._utils import atomic_write_text, local_folder, step_generator
 from sigdiff.build import build_denoiser, check_rank, resolve_device
 from sigdiff.checkpoint import (
     CheckpointError,
@@ -288,7 +288,7 @@ def train(cfg: TrainConfig, *, run_dir: str | Path, resume: bool = False,
     folder is created or changed; then the folder's lock is held until the call returns, so a
     second writer is refused (`sigdiff._lock.LockError`) instead of mixing two runs.
     """
-    run_dir = Path(run_dir)
+    run_dir = local_folder(run_dir, what="run directory")  # cfg.data may be a URL, runs not
     device = resolve_device(cfg.device)
     started_dist = _maybe_init_distributed(device)
     rank, world = _dist_info()
@@ -417,6 +417,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, batches: StepBatches, den: Denoiser,
     autocast: AbstractContextManager[Any] = (
         torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
         else nullcontext())
+    if cfg.compile:  # the step's network only; checkpoints and the EMA keep the plain module
+        net = cast(nn.Module, torch.compile(net))
     parts = _StepParts(cfg, batches, Denoiser(net, param, schedule=schedule), net, schedule,
                        cfg.weighting, param, opt, autocast, device, rank, world)
     log_path = run_dir / LOG_NAME
@@ -521,9 +523,12 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
     with _seeded_global_rng(cfg.seed, step, device):
         for i in range(cfg.optim.grad_accum):
             sl = slice(i * micro, (i + 1) * micro)
-            sync = nullcontext() if (world == 1 or i == cfg.optim.grad_accum - 1) else \
-                net.no_sync()  # type: ignore[operator]
-            with sync, parts.autocast:
+            # DDP all-reduces on the last micro-batch only; a fresh context per `with` (a
+            # generator context manager cannot be entered twice)
+            sync: Callable[[], AbstractContextManager[Any]] = (
+                nullcontext if (world == 1 or i == cfg.optim.grad_accum - 1)
+                else net.no_sync)  # type: ignore[assignment]
+            with sync(), parts.autocast:
                 per_ex = denoising_loss(den, x0[sl], sigma[sl], noise[sl],
                                         cond=y[sl] if y is not None else None, weight=lam[sl])
             if not torch.isfinite(per_ex).all():
@@ -532,15 +537,17 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
                     f"non-finite loss at step {step + 1} ({bad} of {micro} examples); the run "
                     "stopped and its last good checkpoint is kept. Lower optim.lr, enable "
                     "optim.grad_clip, or check the data for extreme values")
-            with sync:  # importance weights multiply the λ-weighted loss (Nichol & Dhariwal 2021)
+            with sync():  # importance weights multiply the λ-weighted loss (Nichol & Dhariwal 2021)
                 ((per_ex.float() * w_sampler[sl]).sum() / local_b).backward()
             losses[sl] = per_ex.detach().float()
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip or float("inf"))
     opt.step()
-    # loss_aware sees the λ-weighted loss before importance weighting, from every rank alike
-    sampler.update(t_all, _gather(losses, world))
+    # loss_aware sees the λ-weighted loss before importance weighting, from every rank alike;
+    # the logged losses are the global batch's too, not rank 0's slice
+    losses = _gather(losses, world)
+    sampler.update(t_all, losses)
     stats = {"loss": float(losses.mean()), "grad_norm": float(grad_norm)}
-    bucket = (t.float() * LOSS_BUCKETS / parts.schedule.T).long().clamp(0, LOSS_BUCKETS - 1)
+    bucket = (t_all.float() * LOSS_BUCKETS / parts.schedule.T).long().clamp(0, LOSS_BUCKETS - 1)
     for q in range(LOSS_BUCKETS):
         sel = bucket == q
         if sel.any():

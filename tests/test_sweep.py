@@ -118,6 +118,9 @@ def test_grid_expands_arms_sizes_seeds(tmp_path: Path, stores: tuple[Path, Path]
     (lambda r: r["eval"].update(sampler="rk45"), "unknown sampler 'rk45'"),
     (lambda r: r["eval"].update(metrics={"lowpas": 0.2}), "unknown key(s) 'lowpas'"),
     (lambda r: r.pop("data"), "[data] needs"),
+    (lambda r: r.update(executor={"kind": "mpi"}), "not one of local, ray, slurm"),
+    (lambda r: r.update(executor={"gpus": 1}), "[executor]: unknown key(s) ['gpus']"),
+    (lambda r: r.update(executor={"cpus_per_cell": 0}), "cpus_per_cell must be a positive"),
 ])
 def test_config_errors_name_the_problem(stores: tuple[Path, Path], edit: Any, message: str) -> None:
     import tomllib
@@ -458,3 +461,59 @@ def test_equal_alignment_outcome(mem: tuple[float, float, float],
     from sigdiff.stats import Interval
 
     assert equal_alignment_outcome(Interval(*mem, 5), Interval(*gate, 5)) == want
+
+
+# ----------------------------------------------------------------------------- executors
+def _read_results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_ray_then_slurm_executors_match_local_and_skip_finished_cells(
+        tmp_path: Path, stores: tuple[Path, Path], finished: Path) -> None:
+    """Seed 0 on Ray (an embedded local instance), then the whole grid through submitit's
+    local executor (the Slurm path) into the same folder: Ray's cells are skipped, and the table
+    equals the local executor's, row for row."""
+    pytest.importorskip("ray")
+    pytest.importorskip("submitit")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    half = tmp_path / "half"
+    half.mkdir()
+    res = runner.invoke(sweep_cmd, [str(write_toml(half, tiny_toml(*stores, seeds="[0]"))),
+                                    "--out", str(out), "--executor", "ray", "--no-report",
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "executor: ray (1 CPUs, 0 GPUs per cell)" in res.output
+    by_ray = {c: (out / "cells" / c / "done.json").stat().st_mtime_ns
+              for c in ("uniform__n8__s0", "ci-small__n8__s0")}
+    assert json.loads((out / "sweep_time.json").read_text())["executor"] == "ray"
+    res = runner.invoke(sweep_cmd, [str(write_toml(tmp_path, tiny_toml(*stores))), "--out",
+                                    str(out), "--executor", "slurm", "--slurm-cluster", "local",
+                                    "--no-report", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert {c: (out / "cells" / c / "done.json").stat().st_mtime_ns for c in by_ray} == by_ray
+    assert json.loads((out / "sweep_time.json").read_text())["cells_run"] == 2
+    assert len(list((out / "slurm").glob("*/*_log.out"))) == 2  # submitit's job logs
+    rows, expected = _read_results(out), _read_results(finished)
+    assert len(rows) == len(expected) == 8
+    for got, want in zip(strip(rows), strip(expected)):
+        assert_same_row(got, want)
+
+
+def test_executor_refusals_are_clear(tmp_path: Path, stores: tuple[Path, Path],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    path = write_toml(tmp_path, tiny_toml(*stores))
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch on PATH
+    for flags, message in [
+        (["--executor", "ray"], "pip install 'sigdiff[ray]'"),
+        (["--executor", "slurm"], "no Slurm on this machine (sbatch not found)"),
+        (["--executor", "ray", "--gpus-per-cell", "1"], "train on device 'cpu'"),
+    ]:
+        res = runner.invoke(sweep_cmd, [str(path), "--out", str(tmp_path / "o"), "--quiet",
+                                        "--no-report", *flags])
+        assert res.exit_code == 1, (flags, res.output)
+        assert message in res.output, (flags, res.output)
+        assert "Traceback" not in res.output
+        assert not list((tmp_path / "o" / "cells").glob("*/done.json"))

@@ -22,7 +22,6 @@ import io
 import json
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,13 @@ from sigdiff.sweep.cell import (
 )
 from sigdiff.sweep.config import (
     EVAL_SCHEMA,
+    EXECUTORS,
     META_FIELDS,
     PACKAGED_CONFIGS,
     Cell,
     EvalSampler,
     EvalSpec,
+    ExecutorSpec,
     SweepConfig,
     SweepError,
     _labels,
@@ -58,14 +59,17 @@ from sigdiff.sweep.config import (
     sampler_label,
     sweep_from_dict,
 )
+from sigdiff.sweep.executors import check_executor, run_cells
 
 __all__ = [
     "EVAL_SCHEMA",
+    "EXECUTORS",
     "META_FIELDS",
     "PACKAGED_CONFIGS",
     "Cell",
     "EvalSampler",
     "EvalSpec",
+    "ExecutorSpec",
     "SweepConfig",
     "SweepError",
     "cell_context",
@@ -104,7 +108,10 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
 
 def _same_place(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A cell config with its data path resolved: `--out d` and `--out /abs/d` are one sweep."""
-    out = {**cfg, "data": str(Path(cfg["data"]).resolve()) if cfg.get("data") else cfg.get("data")}
+    data = cfg.get("data")
+    out = {**cfg, "data": str(Path(data).resolve()) if data and "://" not in data else data}
+    if out.get("compile") is False:  # sweeps recorded before `compile` existed lack the key
+        del out["compile"]
     if out.get("guard", 0) is None:  # sweeps recorded before the guard existed lack the key
         del out["guard"]
     return out
@@ -136,22 +143,24 @@ def _check_out_dir(sweep: SweepConfig, out_dir: Path) -> None:
     atomic_write_text(path, text)
 
 
-def _run_cell_worker(cell: Cell, sweep: SweepConfig, out_dir: str, queue: Any) -> str:
-    run_cell(cell, sweep, out_dir, on_event=lambda c, s: queue.put((c, s)))
-    return cell.id
-
-
-def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
+def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int | None = None,
+              executor: ExecutorSpec | None = None,
               progress: bool = True) -> list[dict[str, Any]]:
-    """Run every cell not yet done (``jobs`` processes, one thread each) and write the results.
+    """Run every cell not yet done and write the results.
 
+    Cells run on ``executor`` (default: the sweep TOML's ``[executor]`` table, else local
+    processes; see `sigdiff.sweep.executors`); ``jobs`` overrides its local process count.
     The sweep folder is locked for the whole call: a second sweep into it is refused
-    (`sigdiff._lock.LockError`) before anything is written; a killed sweep's lock is taken over."""
+    (`sigdiff._lock.LockError`) before anything is written; a killed sweep's lock is taken over.
+    Cells that fail do not stop the others: the results of every finished cell are written, then
+    the first failure is raised."""
     from tqdm.auto import tqdm
 
     from sigdiff._lock import folder_lock
 
     out_dir = Path(out_dir)
+    spec = (executor or sweep.executor).merged(jobs=jobs)
+    check_executor(spec, sweep.cells)
     with folder_lock(out_dir, what="sweep folder"):
         _check_out_dir(sweep, out_dir)
         prepare_data(sweep)
@@ -166,47 +175,20 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, *, jobs: int = 1,
             bar.set_postfix_str(f"cells {n_done}/{len(sweep.cells)} done")
 
         status()
+
+        def finished(cell: Cell) -> None:
+            nonlocal n_done
+            n_done += 1
+            status()
+            _write_results(sweep, out_dir)
+
         t0 = time.perf_counter()
-        if jobs <= 1:
-            for cell in pending:
-                run_cell(cell, sweep, out_dir, on_event=lambda c, s: bar.update(1))
-                n_done += 1
-                status()
-                _write_results(sweep, out_dir)
-        else:
-            _run_parallel(sweep, out_dir, pending, jobs, bar)
-            n_done = len(sweep.cells)
-        bar.close()
-        rows = _write_results(sweep, out_dir)
+        try:
+            run_cells(spec, sweep, out_dir, pending, on_cell=finished, on_rows=bar.update)
+        finally:
+            bar.close()
+            rows = _write_results(sweep, out_dir)
         atomic_write_text(out_dir / "sweep_time.json", json.dumps(
-            {"last_invocation_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
-             "cells_run": len(pending)}))
+            {"last_invocation_seconds": round(time.perf_counter() - t0, 1),
+             "executor": spec.kind, "jobs": spec.jobs, "cells_run": len(pending)}))
         return rows
-
-
-def _run_parallel(sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell], jobs: int,
-                  bar: Any) -> None:
-    import multiprocessing as mp
-    import queue as queue_mod
-
-    ctx = mp.get_context("spawn")  # no forked torch thread pools
-    with ctx.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        q = manager.Queue()
-        futures: dict[Future[str], Cell] = {
-            pool.submit(_run_cell_worker, c, sweep, str(out_dir), q): c for c in pending}
-        done_cells = len(sweep.cells) - len(pending)
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, timeout=1.0, return_when=FIRST_COMPLETED)
-            while True:
-                try:
-                    q.get_nowait()
-                except queue_mod.Empty:
-                    break
-                bar.update(1)
-            for fut in finished:
-                fut.result()  # re-raise a failed cell's error here
-                done_cells += 1
-                _write_results(sweep, out_dir)
-            if finished:
-                bar.set_postfix_str(f"cells {done_cells}/{len(sweep.cells)} done")

@@ -7,7 +7,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,68 @@ META_FIELDS = (
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
-_SWEEP_KEYS = {"name", "seeds", "train_subsets", "vary_subset", "data", "train", "eval", "arm"}
+_SWEEP_KEYS = {"name", "seeds", "train_subsets", "vary_subset", "data", "train", "eval", "arm",
+               "executor"}
 
 
 class SweepError(ValueError):
     """The sweep config is invalid or the output directory holds a different sweep."""
+
+
+#: where a sweep's cells can run (`sigdiff.sweep.executors`)
+EXECUTORS = ("local", "ray", "slurm")
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """How and where cells run (the sweep TOML's ``[executor]`` table; CLI flags override it)."""
+
+    kind: str = "local"
+    #: local: cells trained at once in separate processes
+    jobs: int = 1
+    #: CPUs each cell gets: its torch threads, and what it asks Ray / Slurm for
+    cpus_per_cell: int = 1
+    #: GPUs each cell asks Ray / Slurm for (the cells' `device` must then be "cuda" or "auto")
+    gpus_per_cell: int = 0
+    ray_address: str | None = None
+    partition: str | None = None
+    #: Slurm time limit per cell, minutes
+    time_min: int = 60
+    mem_gb: float | None = None
+    account: str | None = None
+    #: further `#SBATCH` options, e.g. {qos = "high", constraint = "a100"}
+    slurm_args: Mapping[str, Any] = field(default_factory=dict)
+    #: submitit cluster: None = Slurm (sbatch must exist); "local" = local subprocesses
+    slurm_cluster: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise SweepError(f"executor {self.kind!r} is not one of {', '.join(EXECUTORS)}")
+        for name in ("jobs", "cpus_per_cell", "time_min"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SweepError(f"[executor] {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.gpus_per_cell, int) or self.gpus_per_cell < 0:
+            raise SweepError(f"[executor] gpus_per_cell must be a non-negative integer, got "
+                             f"{self.gpus_per_cell!r}")
+        if self.slurm_cluster not in (None, "slurm", "local", "debug"):
+            raise SweepError(f"[executor] slurm_cluster {self.slurm_cluster!r}: use 'local' "
+                             "(local subprocesses) or leave it unset (Slurm)")
+
+    def merged(self, **flags: Any) -> ExecutorSpec:
+        """This spec with every flag that is not None replacing its field."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def executor_from_table(table: Mapping[str, Any]) -> ExecutorSpec:
+    """The ``[executor]`` table of a sweep TOML, checked key by key."""
+    names = {f.name for f in fields(ExecutorSpec)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise SweepError(f"[executor]: unknown key(s) {unknown}; valid keys: "
+                         f"{', '.join(sorted(names))}")
+    if not isinstance(table.get("slurm_args", {}), Mapping):
+        raise SweepError("[executor] slurm_args must be a table, e.g. { qos = \"high\" }")
+    return ExecutorSpec(**table)
 
 
 #: The sweep's default metric settings: no permutation p-values (unused by the report) and no
@@ -243,12 +300,14 @@ class Cell:
 @dataclass(frozen=True)
 class SweepConfig:
     name: str
-    train_path: Path
-    holdout_path: Path
+    train_path: str | Path  # a local path, or an fsspec URL kept as written
+    holdout_path: str | Path
     data_source: Mapping[str, Any]
     cells: tuple[Cell, ...]
     eval: EvalSpec
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: where cells run (the TOML's [executor] table; `sigdiff sweep` flags override it)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
 
 
 def _slug(text: str) -> str:
@@ -340,12 +399,13 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
         raise SweepError(f"unknown key(s) {', '.join(map(repr, unknown))} in the sweep config; "
                          f"valid keys: {', '.join(sorted(_SWEEP_KEYS))}")
     data = _table(raw, "data")
+    train_path: str | Path
+    holdout_path: str | Path
     if "dataset" in data:
         root = Path(out_dir or ".") / "data"
         train_path, holdout_path = root / "train.zarr", root / "holdout.zarr"
     elif "train" in data and "holdout" in data:
-        train_path = Path(base_dir) / data["train"]
-        holdout_path = Path(base_dir) / data["holdout"]
+        train_path, holdout_path = (_data_location(base_dir, data[k]) for k in ("train", "holdout"))
     else:
         raise SweepError("[data] needs either dataset = NAME (with holdout, split_seed) or "
                          "train = PATH and holdout = PATH")
@@ -379,7 +439,15 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path = ".",
                                  f"{cell.id} are not evaluation steps of [eval] checkpoints; "
                                  "a further sampler evaluates a subset of them")
     return SweepConfig(str(raw.get("name", "sweep")), train_path, holdout_path, data, cells, spec,
-                       dict(raw))
+                       dict(raw), executor_from_table(_table(raw, "executor")))
+
+
+def _data_location(base_dir: str | Path, where: Any) -> str | Path:
+    """A store named in [data]: an fsspec URL (s3://, gs://, memory://) as given, else a path
+    relative to the sweep TOML."""
+    if not isinstance(where, str) or not where:
+        raise SweepError(f"[data] train and holdout must be store paths or URLs, got {where!r}")
+    return where if "://" in where else Path(base_dir) / where
 
 
 def prepare_data(sweep: SweepConfig) -> None:
@@ -389,7 +457,7 @@ def prepare_data(sweep: SweepConfig) -> None:
     from sigdiff.datasets import make_split
 
     d = sweep.data_source
-    make_split(d["dataset"], sweep.train_path.parent, holdout=float(d.get("holdout", 0.2)),
+    make_split(d["dataset"], Path(sweep.train_path).parent, holdout=float(d.get("holdout", 0.2)),
                split_seed=int(d.get("split_seed", 0)), seed=int(d.get("seed", 0)))
 
 
