@@ -22,6 +22,13 @@ def _fail(err: Exception) -> click.ClickException:
     return click.ClickException(str(err))
 
 
+def _stem(store_path: str) -> str:
+    """STORE without its suffix, a URL kept whole: s3://b/x.zarr -> s3://b/x (`Path` would give
+    s3:/b/x)."""
+    head, sep, name = store_path.rstrip("/").rpartition("/")
+    return head + sep + str(Path(name).with_suffix(""))
+
+
 def _describe(store: SignalStore) -> str:
     shape = " x ".join(str(n) for n in (store.n_samples, store.n_channels, *store.spatial_shape))
     if store.kind == "image":
@@ -185,14 +192,17 @@ def import_cmd(
     "--png",
     type=click.Path(),
     default=None,
-    help="where to write the figure (default: STORE.info.png beside the store)",
+    help="where to write the figure (default: STORE.info.png beside a local store, NAME.info.png "
+    "in the current folder for a URL)",
 )
 @click.option("--no-png", is_flag=True, help="print the summary only")
 def info_cmd(store_path: str, png: str | None, no_png: bool) -> None:
     """Summarise a store and plot example signals and the mean spectrum (images: a grid)."""
     from sigdiff.data.info import check_png_target, plot_store, summarize
 
-    target = png or str(Path(store_path.rstrip("/")).with_suffix("")) + ".info.png"
+    stem = _stem(store_path)
+    local = "://" not in store_path or store_path.startswith("file://")
+    target = png or (stem.removeprefix("file://") if local else stem.rpartition("/")[2]) + ".info.png"
     try:
         store = open_store(store_path)
         if not no_png:
@@ -223,7 +233,7 @@ def split_cmd(
     dry_run: bool,
 ) -> None:
     """Split a store into train and holdout stores (stratified by labels when present)."""
-    stem = str(Path(store_path.rstrip("/")).with_suffix(""))
+    stem = _stem(store_path)
     out_train = out_train or f"{stem}.train.zarr"
     out_holdout = out_holdout or f"{stem}.holdout.zarr"
     _show(

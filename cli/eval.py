@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from sigdiff._utils import local_folder
 from sigdiff.metrics.alignment import MMD_PERMUTATIONS, PCA_COMPONENTS, PRDC_K
 from sigdiff.metrics.evaluate import (
     DEFAULT_EXTRAS,
@@ -122,6 +123,10 @@ def eval_cmd(
         resolved["downstream"] = {"task": downstream, "classifier": classifier,
                                   "seeds": downstream_seeds, "augment": augment}
     click.echo(json.dumps(resolved, indent=2))
+    try:
+        local_folder(out, what="report folder (--out)")  # the stores may be URLs, --out not
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
     if (Path(out) / "metrics.json").exists() and not overwrite:
         raise click.ClickException(f"{out} already holds a report (metrics.json); pass "
                                    "--overwrite to replace it or choose another --out")

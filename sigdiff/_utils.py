@@ -53,6 +53,16 @@ def unknown_keys(cls: type[Any], values: Mapping[str, Any], *, where: str) -> st
             f"valid keys: {', '.join(sorted(names))}")
 
 
+def local_folder(path: str | os.PathLike[str], *, what: str) -> Path:
+    """``path`` as a `Path`; a URL other than file:// is a ValueError: run directories and
+    reports live on a local or shared filesystem, only data stores may be fsspec URLs."""
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        raise ValueError(f"{text}: the {what} must be a local (or shared) folder, not a URL; "
+                         "only data stores may live on object storage")
+    return Path(text.removeprefix("file://"))
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` by `text` in one rename: a kill leaves the old or the new file, never a
     mix (a uniquely named temp beside it, flushed to disk first, removed on failure)."""

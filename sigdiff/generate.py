@@ -154,27 +154,27 @@ def _is_local(path: str | Path) -> bool:
 
 def check_output(out: str | Path, *, overwrite: bool, run: str | Path | None = None) -> None:
     """Raise `ValueError` unless a store can be written at ``out``: it must not exist (or, with
-    ``overwrite``, be a sigdiff store), must not hold ``run``, and its folder must be writable."""
-    from fsspec.core import url_to_fs
-
+    ``overwrite``, be a sigdiff store), must not hold ``run``, and its folder must be writable
+    (local paths; a URL's filesystem package must be installed, else `StoreError`)."""
     from sigdiff.data.store import open_store
+    from sigdiff.data.store._location import _Location
 
-    if not _is_local(out):
-        fs, path = url_to_fs(os.fspath(out))
-        if fs.exists(path) and not overwrite:
-            raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
-        return
-    p = Path(os.fspath(out).removeprefix("file://")).absolute()
-    if run is not None and (p == Path(run).absolute() or p in Path(run).absolute().parents):
+    local = _is_local(out)
+    p = Path(os.fspath(out).removeprefix("file://")).absolute()  # meaningful when local
+    if local and run is not None and (p == Path(run).absolute()
+                                      or p in Path(run).absolute().parents):
         raise ValueError(f"{out}: this is (or holds) the run being sampled; choose another --out")
-    if p.exists():
+    loc = _Location.parse(out, None)
+    if loc.fs.exists(loc.path):
         if not overwrite:
             raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
         try:
-            open_store(p)
+            open_store(out)
         except (ValueError, OSError):
             raise ValueError(f"{out}: exists and is not a sigdiff store, so --overwrite will not "
                              "replace it; remove it yourself or choose another --out") from None
+    if not local:
+        return
     existing = next(q for q in p.parents if q.exists())
     if not existing.is_dir():
         raise ValueError(f"{out}: cannot create it, {existing} is a file; choose another --out")
@@ -232,8 +232,9 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int | None, seed: in
                     batch_size: int = 256, label: int | None = None, guidance: float = 1.0,
                     per_class: int | None = None, balance: str | None = None,
                     use_ema: bool = True, device: str = "cpu", overwrite: bool = False,
-                    progress: bool = True, reject: RejectOptions | None = None) -> Path:
-    """Generate and write ``out`` (a store in the real data's layout) with its provenance.
+                    progress: bool = True, reject: RejectOptions | None = None) -> str:
+    """Generate and write ``out`` (a store in the real data's layout) with its provenance;
+    return ``out`` as a string (a path or an fsspec URL such as ``s3://bucket/samples.zarr``).
 
     Classes (`class_counts`): unconditional, one ``label``, ``per_class`` records of every
     training class, or ``n`` split by ``balance`` ('prior' or 'uniform'); the output's labels
@@ -337,7 +338,7 @@ def _sample_and_write(model: LoadedModel, out: str | Path, *, counts: dict[int |
                       seed: int, sampler: str, steps: int, grid: str, batch_size: int,
                       guidance: float, use_ema: bool, overwrite: bool, progress: bool,
                       reject: RejectOptions | None = None,
-                      real: tuple[np.ndarray, np.ndarray, str] | None = None) -> Path:
+                      real: tuple[np.ndarray, np.ndarray, str] | None = None) -> str:
     from sigdiff.data.store import write_store
 
     parts, labels, filtered = [], [], {}
@@ -377,4 +378,4 @@ def _sample_and_write(model: LoadedModel, out: str | Path, *, counts: dict[int |
                 units=meta.get("units", "a.u."),
                 channel_names=meta.get("channel_names") or None,
                 attrs={"provenance": provenance}, overwrite=overwrite)
-    return Path(out)
+    return os.fspath(out)  # not Path(out): that turns s3://b/x into s3:/b/x

@@ -500,22 +500,23 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
                                            parts.opt, parts.device)
     rank, world = parts.rank, parts.world
     g = step_generator(cfg.seed, step)
-    x0, y = batches.batch(step)  # the global batch, identical on every rank: (B, C, L)
+    # every draw is made for the global batch, identically on every rank; each rank reads and
+    # keeps only its slice [rank::world] of it
+    mine = slice(rank, None, world)
+    x0, y = batches.batch(step, part=mine)  # (B / world, C, L)
     x0, y = x0.to(device), (y.to(device) if y is not None else None)
     t, w_sampler = sampler.sample(cfg.batch_size, generator=g)
-    noise = torch.randn(x0.shape, generator=g).to(device)
+    noise = torch.randn((cfg.batch_size, *x0.shape[1:]), generator=g)[mine].to(device)
     if y is not None and cfg.conditional:
-        drop = torch.rand(cfg.batch_size, generator=g).to(device) < cfg.label_dropout
+        drop = (torch.rand(cfg.batch_size, generator=g) < cfg.label_dropout)[mine].to(device)
         y = torch.where(drop, torch.full_like(y, len(batches.classes)), y)  # null class
     else:
         y = None
     t, w_sampler = t.to(device), w_sampler.to(device)
     sigma = parts.schedule.sigma(t).to(torch.float32)
     lam = parts.weighting.weight(sigma, parts.param).to(device)  # λ(σ): the loss weighting
-    mine = slice(rank, None, world)
-    x0, noise, sigma, lam, w_sampler = x0[mine], noise[mine], sigma[mine], lam[mine], w_sampler[mine]
-    t_all, t = t, t[mine]
-    y = y[mine] if y is not None else None
+    sigma, lam, w_sampler = sigma[mine], lam[mine], w_sampler[mine]
+    t_all = t
     local_b = x0.shape[0]
     micro = local_b // cfg.optim.grad_accum
     opt.zero_grad(set_to_none=True)

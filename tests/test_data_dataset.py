@@ -137,6 +137,11 @@ def test_step_batches_are_the_datasets_items(store: SignalStore) -> None:
         xs, ys = streamed.batch(step)
         torch.testing.assert_close(xs, x, rtol=0, atol=0)
         assert ys is not None and torch.equal(ys, y)
+        for source in (batches, streamed):  # a data-parallel rank's slice reads only its items
+            for rank in range(3):
+                xr, yr = source.batch(step, part=slice(rank, None, 3))
+                torch.testing.assert_close(xr, x[rank::3], rtol=0, atol=0)
+                assert yr is not None and torch.equal(yr, y[rank::3])
     for e in (0, 1):  # every record exactly once per epoch
         assert sorted(seen[e]) == list(range(len(rows)))
     assert batches.classes == sorted(rows.tolist())

@@ -201,10 +201,14 @@ class StepBatches:
             idx[here] = self.permutation(int(e))[offsets[here]]
         return epochs, idx
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def batch(self, step: int, part: slice | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Step ``step``'s batch: normalised records (B, C, L) or (B, C, H, W), and class indices
-        (B,) or None."""
+        (B,) or None. ``part`` selects items of it (a data-parallel rank's ``[rank::world]``):
+        only those are read, and they equal the same items of the whole batch."""
         epochs, idx = self.positions(step)
+        if part is not None:
+            epochs, idx = epochs[part], idx[part]
         if self._signals is not None:
             x = self._signals[idx]
         else:

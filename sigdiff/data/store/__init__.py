@@ -19,6 +19,12 @@ name. A local writer holds ``NAME.lock`` (`sigdiff._lock.folder_lock`) while it 
 writer of the same target is refused; under that lock it removes the temporaries of the same target
 left by writers that were killed (their PID is gone), so a crash costs disk space only until the
 next write.
+
+Any fsspec URL works as a path (``s3://`` with ``pip install 'sigdiff[s3]'``, ``gs://`` with
+gcsfs, ``memory://``). Object storage has no rename: the finished temporary store is copied onto
+the target with its root ``zarr.json`` removed first and written last, so readers see the old
+store, no store, or the new one, never a mixture. Remote targets are not locked and a killed
+writer's temporary (``.NAME.tmp-PID-XXXXXXXX/``) is left for you to delete.
 """
 
 from sigdiff.data.store._format import (

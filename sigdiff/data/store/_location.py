@@ -1,5 +1,6 @@
-"""Where a store lives: local paths, file://, memory:// and any fsspec URL; atomic publication
-(write beside the target, rename onto it) and the clean-up of killed writers' temporaries."""
+"""Where a store lives: local paths, file://, memory:// and any fsspec URL (s3://, gs://, ...);
+atomic publication (write beside the target, rename onto it; on object storage, copy with the
+root metadata last) and the clean-up of killed writers' temporaries."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ from typing import Any
 import fsspec
 import zarr
 from fsspec.core import url_to_fs
+from fsspec.registry import known_implementations
 from zarr.abc.store import Store
 
+from sigdiff._faults import kill_point
 from sigdiff._lock import LockError, folder_lock, pid_alive
 from sigdiff.data.store._format import PathLike, StoreError
+
+#: What to install for a URL protocol whose fsspec filesystem is missing (others: the package
+#: fsspec names for it).
+_INSTALL = {"s3": "'sigdiff[s3]'", "s3a": "'sigdiff[s3]'", "gs": "gcsfs", "gcs": "gcsfs"}
+_ROOT_META = "zarr.json"  # a zarr v3 group's root metadata (holding the consolidated metadata)
 
 
 @dataclass(frozen=True)
@@ -29,8 +37,11 @@ class _Location:
     @classmethod
     def parse(cls, target: PathLike, storage_options: Mapping[str, Any] | None) -> _Location:
         text = os.fspath(target)
-        fs, path = url_to_fs(text, **dict(storage_options or {}))
-        return cls(fs=fs, path=path.rstrip("/"), display=text)
+        fs, path = _url_to_fs(text, storage_options)
+        loc = cls(fs=fs, path=path.rstrip("/"), display=text)
+        if not loc.is_local:  # listings cached by fsspec miss what other instances wrote
+            fs.invalidate_cache()
+        return loc
 
     @property
     def key(self) -> str:
@@ -83,6 +94,25 @@ class _Location:
         return stale
 
 
+def _url_to_fs(text: str, storage_options: Mapping[str, Any] | None
+               ) -> tuple[fsspec.AbstractFileSystem, str]:
+    """fsspec's (filesystem, path) of a path or URL; a protocol whose package is missing or
+    unknown is a `StoreError` that says what to install."""
+    protocol = text.split("://", 1)[0] if "://" in text else "file"
+    try:
+        return url_to_fs(text, **dict(storage_options or {}))
+    except ImportError as err:  # fsspec: "Install s3fs to access S3"
+        fs_class = str(known_implementations.get(protocol, {}).get("class", ""))
+        package = _INSTALL.get(protocol) or fs_class.split(".")[0] or "the package named there"
+        raise StoreError(f"{text}: {protocol}:// URLs need a package that is not installed "
+                         f"({err}); pip install {package}") from None
+    except ValueError as err:
+        if "Protocol not known" not in str(err):
+            raise
+        raise StoreError(f"{text}: unknown URL protocol {protocol!r}; give a local path or an "
+                         "fsspec URL (file://, memory://, s3://, gs://, ...)") from None
+
+
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     proto = fs.protocol
     return (proto,) if isinstance(proto, str) else tuple(proto)
@@ -93,7 +123,11 @@ def _fs_options(fs: fsspec.AbstractFileSystem) -> dict[str, Any]:
 
 
 def _publish(loc: _Location, tmp: str, *, overwrite: bool) -> None:
-    """Move the finished temporary store onto the target name (rename on local disks)."""
+    """Move the finished temporary store onto the target name (rename on local disks; copy with
+    the root metadata last elsewhere, see `_publish_by_copy`)."""
+    if not loc.is_local:
+        _publish_by_copy(loc, tmp, overwrite=overwrite)
+        return
     trash = None
     if loc.fs.exists(loc.path):
         if not overwrite:
@@ -105,14 +139,45 @@ def _publish(loc: _Location, tmp: str, *, overwrite: bool) -> None:
         loc.fs.rm(trash, recursive=True)
 
 
+def _publish_by_copy(loc: _Location, tmp: str, *, overwrite: bool) -> None:
+    """Publish on a filesystem without an atomic rename of folders (object storage: s3://,
+    gs://, ...; memory://), where a "move" is a copy of every object.
+
+    A reader opens a store by its root ``zarr.json``, which holds the consolidated metadata of
+    every array, so that object is removed first and written last: the target is either the old
+    complete store, no store at all, or the new complete store, never a mixture. A writer that
+    dies before publication leaves the old store untouched (and its temporary, which nothing
+    cleans up remotely); one that dies during it leaves no store at the target (objects without
+    a root ``zarr.json``, not readable as a store, replaced by the next ``overwrite``). Remote
+    targets take no writer lock: two concurrent writers of one URL race and the last one wins.
+    """
+    loc.fs.invalidate_cache()  # zarr wrote through another filesystem instance
+    if loc.fs.exists(loc.path):
+        if not overwrite:
+            raise StoreError(f"{loc.display}: already exists; pass overwrite=True (--overwrite)")
+        root = f"{loc.path}/{_ROOT_META}"
+        if loc.fs.exists(root):
+            loc.fs.rm(root)  # the old store stops being a store before any object changes
+        loc.fs.rm(loc.path, recursive=True)
+    sources = sorted(loc.fs.find(tmp))
+    tmp_root = f"{tmp}/{_ROOT_META}"
+    if tmp_root not in sources:
+        raise StoreError(f"{loc.display}: the finished temporary store {tmp} has no root "
+                         f"{_ROOT_META}; nothing was published")
+    data = [p for p in sources if p != tmp_root]
+    loc.fs.copy(data, [loc.path + p[len(tmp):] for p in data])  # concurrent on async filesystems
+    kill_point("store.publishing")  # fault tests: every object copied but the root metadata
+    loc.fs.copy(tmp_root, f"{loc.path}/{_ROOT_META}")
+    loc.fs.invalidate_cache()
+
+
 def _move(loc: _Location, src: str, dst: str) -> None:
-    if loc.is_local:
-        os.replace(src, dst)
-    else:
-        loc.fs.mv(src, dst, recursive=True)
+    os.replace(src, dst)  # local disks only: remote stores publish by `_publish_by_copy`
 
 
 def _discard(loc: _Location, tmp: str) -> None:
+    if not loc.is_local:
+        loc.fs.invalidate_cache()  # zarr wrote `tmp` through another filesystem instance
     if loc.fs.exists(tmp):
         loc.fs.rm(tmp, recursive=True)
 

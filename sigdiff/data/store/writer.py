@@ -141,6 +141,8 @@ class StoreWriter:
         try:
             if exc_type is None:
                 self._finish()
+                # a rename on local disks; on object storage (no rename) a copy whose root
+                # zarr.json goes last, so no reader ever opens a half-published store
                 _publish(self._loc, self._tmp, overwrite=self._overwrite)
                 _discard_stale(self._loc, ("tmp", "old"))
         finally:
