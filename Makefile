@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 # against the truncated-Gaussian sampler with its emphasis on large t (centre 0.8, width 0.6,
 # 30% uniform floor: the arm pair the fair re-test in docs/results/ecg5000/ supports best): train,
 # sample and evaluate at every checkpoint beside the real-data floor, a copier and corrupted real
-# data, then print the comparison table and write the report with its plots (about 8 minutes on
-# 2 cores after setup). Rerunning continues or reuses $(DEMO).
+# data, then print the comparison table and write the report with its plots (8-16 minutes on
+# 2 cores after setup, with the shared machine's speed: 16 min measured on 2026-12-01). Rerunning continues or reuses $(DEMO).
 DEMO ?= runs/demo
 demo: $(STAMP)
 	$(VENV)/bin/sigdiff sweep demo --out $(DEMO) --jobs 2

@@ -122,8 +122,7 @@ def _lr_lambda(cfg: TrainConfig) -> Any:
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     # one multi-tensor call: faster than a per-parameter loop on CPU, bit-identical to it
-    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()],
-                         1 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
 
