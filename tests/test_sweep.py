@@ -517,3 +517,31 @@ def test_executor_refusals_are_clear(tmp_path: Path, stores: tuple[Path, Path],
         assert message in res.output, (flags, res.output)
         assert "Traceback" not in res.output
         assert not list((tmp_path / "o" / "cells").glob("*/done.json"))
+
+
+def test_a_failing_cell_does_not_stop_the_others(tmp_path: Path, stores: tuple[Path, Path],
+                                                 finished: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cell raising: every other cell still runs and its rows are written, then the error is
+    raised; a rerun finishes the failed cell and the table equals an uninterrupted sweep's."""
+    from sigdiff.sweep import executors
+
+    real = executors.run_cell
+
+    def flaky(cell: Any, *args: Any, **kwargs: Any) -> Any:
+        if cell.id == "uniform__n8__s0":
+            raise RuntimeError("disk full (injected)")
+        return real(cell, *args, **kwargs)
+
+    sweep = load_sweep(write_toml(tmp_path, tiny_toml(*stores)))
+    out = tmp_path / "out"
+    monkeypatch.setattr(executors, "run_cell", flaky)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_sweep(sweep, out, progress=False)
+    done = sorted(p.parent.name for p in (out / "cells").glob("*/done.json"))
+    assert done == ["ci-small__n8__s0", "ci-small__n8__s1", "uniform__n8__s1"]
+    assert len(_read_results(out)) == 3 * 2  # the finished cells' rows were written
+    monkeypatch.setattr(executors, "run_cell", real)
+    rows = run_sweep(sweep, out, progress=False)
+    for got, want in zip(strip(rows), strip(_read_results(finished)), strict=True):
+        assert_same_row(got, want)

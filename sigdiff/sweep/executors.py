@@ -99,10 +99,17 @@ def _run_cell_worker(cell: Cell, sweep: SweepConfig, out_dir: str, threads: int,
 def _run_local(spec: ExecutorSpec, sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell],
                on_cell: OnCell, on_rows: OnRows) -> None:
     if spec.jobs <= 1:
+        failed: list[Exception] = []
         for cell in pending:
-            run_cell(cell, sweep, out_dir, threads=spec.cpus_per_cell,
-                     on_event=lambda c, s: on_rows(1))
-            on_cell(cell)
+            try:
+                run_cell(cell, sweep, out_dir, threads=spec.cpus_per_cell,
+                         on_event=lambda c, s: on_rows(1))
+            except Exception as err:  # the others still run; raised below (Ctrl-C is not caught)
+                failed.append(err)
+            else:
+                on_cell(cell)
+        if failed:
+            raise failed[0]
         return
     import multiprocessing as mp
     import queue as queue_mod
