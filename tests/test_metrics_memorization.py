@@ -94,6 +94,15 @@ def test_cluster_search_agrees_exactly_with_sklearn_brute_force(exclude_self: bo
         np.testing.assert_array_equal(nb.indices, full_i[:, :k])  # lowest index among duplicates
         auto = knn(q, ref, k=k, exclude_self=exclude_self, method="auto")
         np.testing.assert_array_equal(auto.indices, nb.indices)
+    threads = torch.get_num_threads()
+    for n in (1, 3):  # query blocks one after the other, or side by side on threads
+        torch.set_num_threads(n)
+        try:
+            again = knn(q, ref, k=5, exclude_self=exclude_self, method="clusters")
+        finally:
+            torch.set_num_threads(threads)
+        np.testing.assert_array_equal(again.indices, nb.indices)
+        np.testing.assert_array_equal(again.distances, nb.distances)
     if not exclude_self:
         sk_d, sk_i = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(
             ref.astype(np.float64)).kneighbors(q.astype(np.float64))

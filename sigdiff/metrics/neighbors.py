@@ -25,7 +25,7 @@ everything when the p axes hold less than half of the energy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,7 +137,8 @@ def _knn_clusters(
     position = np.argsort(index.order)  # reference i sits at position[i] in cluster order
     out_d = np.empty((len(q_np), k))
     out_i = np.empty((len(q_np), k), dtype=np.int64)
-    for rows in _query_blocks(home[q_order], q_order, cap=query_chunk):
+
+    def solve(rows: np.ndarray) -> None:
         q = torch.from_numpy(q_np[rows].astype(np.float32) - shift32).to(device)
         own = position[rows] if exclude_self else None
         # τ: an upper bound on each query's k-th neighbour distance, from its own clusters
@@ -153,7 +154,31 @@ def _knn_clusters(
             keep = np.argsort(val, axis=1, kind="stable")[:, :kc]  # as one screen would
             cand = np.take_along_axis(cand, keep, axis=1)
         out_d[rows], out_i[rows] = _refine(q_np[rows], r_np, cand, k)
+
+    blocks = _query_blocks(home[q_order], q_order, cap=query_chunk)
+    _run_blocks(solve, blocks, device)
     return Neighbors(distances=out_d, indices=out_i)
+
+
+def _run_blocks(solve: Callable[[np.ndarray], None], blocks: list[np.ndarray],
+                device: torch.device) -> None:
+    """Query blocks are small (tens to a thousand queries against a few thousand references),
+    too small for torch's intra-op threads to pay; on CPU they run side by side instead, one
+    block per thread with single-threaded ops (each block writes only its own rows, so the
+    answer does not depend on the order)."""
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if workers <= 1 or len(blocks) < 2:
+        for rows in blocks:
+            solve(rows)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(solve, blocks))
+    finally:
+        torch.set_num_threads(workers)
 
 
 def _query_blocks(home_sorted: np.ndarray, q_order: np.ndarray, *, cap: int) -> list[np.ndarray]:
