@@ -545,3 +545,19 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path: Path, stores: tuple[P
     rows = run_sweep(sweep, out, progress=False)
     for got, want in zip(strip(rows), strip(_read_results(finished)), strict=True):
         assert_same_row(got, want)
+
+
+def test_a_failed_slurm_job_is_reported_in_one_line(tmp_path: Path,
+                                                    stores: tuple[Path, Path]) -> None:
+    """A cell that fails inside its job (here: its training store is gone) is reported with the
+    cell, the job, the remote error's last line and the log path; no traceback."""
+    pytest.importorskip("submitit")
+    text = tiny_toml(*stores, seeds="[0]").replace(str(stores[0]), str(tmp_path / "gone.zarr"))
+    res = CliRunner().invoke(sweep_cmd, [str(write_toml(tmp_path, text)), "--out",
+                                         str(tmp_path / "o"), "--executor", "slurm",
+                                         "--slurm-cluster", "local", "--quiet", "--no-report"])
+    assert res.exit_code == 1, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("Error: cell uniform__n8__s0 failed in Slurm job "), line
+    assert "StoreError: " in line and "gone.zarr" in line and "_log.err)" in line
+    assert "Traceback" not in res.output

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -250,14 +251,25 @@ def _run_slurm(spec: ExecutorSpec, sweep: SweepConfig, out_dir: Path, pending: S
             try:
                 job.result()
             except Exception as err:  # the cell's own error, or submitit's FailedJobError with
-                # the job's stderr: both named with the cell and its log below
-                errors.append(SweepError(f"cell {cell.id} failed in Slurm job {job.job_id} "
-                                         f"(logs: {job.paths.stderr}): {err}"))
+                # the job's whole traceback: its last error line, the cell and the log
+                errors.append(SweepError(f"cell {cell.id} failed in Slurm job {job.job_id}: "
+                                         f"{_last_error(str(err))} (full log: "
+                                         f"{job.paths.stderr})"))
             else:
                 on_cell(cell)
     counter.poll()
     if errors:
         raise errors[0]
+
+
+def _last_error(text: str) -> str:
+    """The last `Type: message` line of a remote traceback, without the module path."""
+    found = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt)): (.*)$", text,
+                       flags=re.MULTILINE)
+    if not found:
+        return text.strip().splitlines()[-1] if text.strip() else "no message"
+    kind, message = found[-1]
+    return f"{kind}: {message}"
 
 
 def _job_name(name: str) -> str:
