@@ -248,3 +248,27 @@ def test_run_and_report_folders_must_be_local(bucket: str) -> None:
                                    "--out", f"{bucket}/report"])
     assert res.exit_code == 1 and "must be a local (or shared) folder" in res.output
     assert "Traceback" not in res.output
+
+
+def test_sweep_reads_its_data_from_s3_urls(bucket: str, tmp_path: Path) -> None:
+    """A sweep's [data] may name stores by URL: cells train on and are evaluated against the
+    stores in the bucket, and the URLs stay whole in the cell configs."""
+    from sigdiff.sweep import run_sweep, sweep_from_dict
+
+    train_url, holdout_url = f"{bucket}/sweep-train.zarr", f"{bucket}/sweep-holdout.zarr"
+    write_store(train_url, _sines(48, 3), sampling_rate=FS)
+    write_store(holdout_url, _sines(32, 4), sampling_rate=FS)
+    sweep = sweep_from_dict({
+        "name": "s3", "seeds": [0], "train_subsets": [8],
+        "data": {"train": train_url, "holdout": holdout_url},
+        "train": {"steps": 4, "batch_size": 8, "checkpoint_every": 4, "log_every": 4,
+                  "model": {"name": "unet", "preset": "tiny"}, "optim": {"warmup_steps": 1}},
+        "eval": {"n_samples": 8, "sampler_steps": 2},
+        "arm": [{"label": "uniform"}]}, base_dir=tmp_path)
+    assert sweep.cells[0].config.data == train_url
+    rows = run_sweep(sweep, tmp_path / "out", progress=False)
+    assert [r["step"] for r in rows] == [4]
+    figures = [v for k, v in rows[0].items() if k.startswith("memorization.") and "@" not in k]
+    assert len(figures) >= 2 and all(math.isfinite(v) for v in figures)
+    saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert saved["cells"]["uniform__n8__s0"]["data"] == train_url
