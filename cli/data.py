@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sigdiff._utils import is_local
 from sigdiff.data.store import SignalStore, StoreError, open_store, split_store
 
 __all__ = ["data"]
@@ -201,8 +202,8 @@ def info_cmd(store_path: str, png: str | None, no_png: bool) -> None:
     from sigdiff.data.info import check_png_target, plot_store, summarize
 
     stem = _stem(store_path)
-    local = "://" not in store_path or store_path.startswith("file://")
-    target = png or (stem.removeprefix("file://") if local else stem.rpartition("/")[2]) + ".info.png"
+    target = png or (stem.removeprefix("file://") if is_local(store_path)
+                     else stem.rpartition("/")[2]) + ".info.png"
     try:
         store = open_store(store_path)
         if not no_png:

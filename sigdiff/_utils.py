@@ -53,11 +53,17 @@ def unknown_keys(cls: type[Any], values: Mapping[str, Any], *, where: str) -> st
             f"valid keys: {', '.join(sorted(names))}")
 
 
+def is_local(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is on the local filesystem: a plain path or a file:// URL."""
+    text = os.fspath(path)
+    return "://" not in text or text.startswith("file://")
+
+
 def local_folder(path: str | os.PathLike[str], *, what: str) -> Path:
     """``path`` as a `Path`; a URL other than file:// is a ValueError: run directories and
     reports live on a local or shared filesystem, only data stores may be fsspec URLs."""
     text = os.fspath(path)
-    if "://" in text and not text.startswith("file://"):
+    if not is_local(text):
         raise ValueError(f"{text}: the {what} must be a local (or shared) folder, not a URL; "
                          "only data stores may live on object storage")
     return Path(text.removeprefix("file://"))

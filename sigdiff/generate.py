@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from sigdiff._faults import kill_point
 from sigdiff._lock import folder_lock
-from sigdiff._utils import choice_error
+from sigdiff._utils import choice_error, is_local
 from sigdiff.build import build_denoiser, check_rank, resolve_device
 from sigdiff.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from sigdiff.config import TrainConfig, config_from_dict
@@ -147,11 +147,6 @@ def _check_model_options(model: LoadedModel, *, label: int | None, guidance: flo
                          f"(one of {classes}) or drop --guidance")
 
 
-def _is_local(path: str | Path) -> bool:
-    text = os.fspath(path)
-    return "://" not in text or text.startswith("file://")
-
-
 def check_output(out: str | Path, *, overwrite: bool, run: str | Path | None = None) -> None:
     """Raise `ValueError` unless a store can be written at ``out``: it must not exist (or, with
     ``overwrite``, be a sigdiff store), must not hold ``run``, and its folder must be writable
@@ -159,7 +154,7 @@ def check_output(out: str | Path, *, overwrite: bool, run: str | Path | None = N
     from sigdiff.data.store import open_store
     from sigdiff.data.store._location import _Location
 
-    local = _is_local(out)
+    local = is_local(out)
     p = Path(os.fspath(out).removeprefix("file://")).absolute()  # meaningful when local
     if local and run is not None and (p == Path(run).absolute()
                                       or p in Path(run).absolute().parents):
@@ -264,7 +259,7 @@ def sample_to_store(run: str | Path, out: str | Path, *, n: int | None, seed: in
 
         real = real_records(model.meta, model.checkpoint.path.parent.parent, reject.holdout)
     with ExitStack() as lock:
-        if _is_local(out):
+        if is_local(out):
             lock.enter_context(folder_lock(os.fspath(out).removeprefix("file://"),
                                            what="output store"))
             check_output(out, overwrite=overwrite, run=run)  # another writer may have finished

@@ -514,8 +514,7 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
     t, w_sampler = t.to(device), w_sampler.to(device)
     sigma = parts.schedule.sigma(t).to(torch.float32)
     lam = parts.weighting.weight(sigma, parts.param).to(device)  # λ(σ): the loss weighting
-    sigma, lam, w_sampler = sigma[mine], lam[mine], w_sampler[mine]
-    t_all = t
+    sigma, lam, w_sampler = sigma[mine], lam[mine], w_sampler[mine]  # t stays global
     local_b = x0.shape[0]
     micro = local_b // cfg.optim.grad_accum
     opt.zero_grad(set_to_none=True)
@@ -545,9 +544,9 @@ def _train_step(parts: _StepParts, step: int, sampler: TimestepSampler) -> dict[
     # loss_aware sees the λ-weighted loss before importance weighting, from every rank alike;
     # the logged losses are the global batch's too, not rank 0's slice
     losses = _gather(losses, world)
-    sampler.update(t_all, losses)
+    sampler.update(t, losses)
     stats = {"loss": float(losses.mean()), "grad_norm": float(grad_norm)}
-    bucket = (t_all.float() * LOSS_BUCKETS / parts.schedule.T).long().clamp(0, LOSS_BUCKETS - 1)
+    bucket = (t.float() * LOSS_BUCKETS / parts.schedule.T).long().clamp(0, LOSS_BUCKETS - 1)
     for q in range(LOSS_BUCKETS):
         sel = bucket == q
         if sel.any():

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sigdiff._utils import atomic_write_text
-from sigdiff.config import config_to_dict
+from sigdiff.config import TrainConfig, config_to_dict
 from sigdiff.sweep.cell import (
     _needs_work,
     _read_rows,
@@ -106,15 +106,16 @@ def _write_results(sweep: SweepConfig, out_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: A training config's top-level defaults: sweeps recorded before a field existed lack its key
+_TRAIN_DEFAULTS = config_to_dict(TrainConfig())
+
+
 def _same_place(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A cell config with its data path resolved: `--out d` and `--out /abs/d` are one sweep."""
+    """A cell config with its data path resolved (`--out d` and `--out /abs/d` are one sweep) and
+    the fields it was recorded without at their defaults."""
     data = cfg.get("data")
-    out = {**cfg, "data": str(Path(data).resolve()) if data and "://" not in data else data}
-    if out.get("compile") is False:  # sweeps recorded before `compile` existed lack the key
-        del out["compile"]
-    if out.get("guard", 0) is None:  # sweeps recorded before the guard existed lack the key
-        del out["guard"]
-    return out
+    return {**_TRAIN_DEFAULTS, **cfg,
+            "data": str(Path(data).resolve()) if data and "://" not in data else data}
 
 
 def _csv_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:

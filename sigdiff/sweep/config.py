@@ -43,6 +43,7 @@ class SweepError(ValueError):
 #: where a sweep's cells can run (`sigdiff.sweep.executors`)
 EXECUTORS = ("local", "ray", "slurm")
 
+
 @dataclass(frozen=True)
 class ExecutorSpec:
     """How and where cells run (the sweep TOML's ``[executor]`` table; CLI flags override it)."""

@@ -75,9 +75,9 @@ OnRows = Callable[[int], None]  # called with the number of newly written checkp
 
 def run_cells(spec: ExecutorSpec, sweep: SweepConfig, out_dir: Path, pending: Sequence[Cell],
               *, on_cell: OnCell, on_rows: OnRows) -> None:
-    """Run `pending` cells on the spec's executor; `on_cell` after each finished cell. Cells that
-    fail do not stop the others; the first failure is raised once every cell has ended."""
-    check_executor(spec, pending)
+    """Run `pending` cells on the spec's executor (checked by `check_executor`); `on_cell` after
+    each finished cell. Cells that fail do not stop the others; the first failure is raised once
+    every cell has ended."""
     if not pending:
         return
     if spec.kind == "local":
@@ -132,8 +132,9 @@ def _run_local(spec: ExecutorSpec, sweep: SweepConfig, out_dir: Path, pending: S
                 except queue_mod.Empty:
                     break
             for fut in finished:
-                if fut.exception() is not None:
-                    errors.append(fut.exception())  # type: ignore[arg-type]
+                failure = fut.exception()
+                if failure is not None:
+                    errors.append(failure)
                 else:
                     on_cell(futures[fut])
     if errors:
