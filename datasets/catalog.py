@@ -106,6 +106,33 @@ def _digits(*, seed: int = 0) -> Imported:
                     "digits", channel_names=("gray",), units="intensity [0, 1]", attrs=attrs)
 
 
+BASICMOTIONS_RATE_HZ = 10.0
+BASICMOTIONS_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+
+
+def _basicmotions(*, seed: int = 0) -> Imported:
+    """UEA BasicMotions (80 × 6 × 100, 4 activities) from the copy inside the aeon package."""
+    del seed  # fixed data
+    try:
+        from aeon.datasets import load_basic_motions
+    except ImportError as err:
+        raise StoreError("the basicmotions dataset is read from the copy inside the aeon "
+                         "package, which is not installed: pip install aeon (or "
+                         "pip install 'sigdiff[downstream]')") from err
+    x, y = load_basic_motions()  # TRAIN then TEST, (80, 6, 100), string labels
+    names = sorted(set(map(str, y)))
+    labels = np.array([names.index(str(v)) for v in y], dtype=np.int64)
+    attrs = {"dataset": "basicmotions", "label_names": names,
+             "license": "UEA/UCR archive terms (research use, cite the archive)",
+             "citation": "Bagnall et al. 2018, The UEA multivariate time series classification "
+                         "archive (arXiv:1811.00075)",
+             "provenance": {"source": "aeon.datasets.load_basic_motions (TRAIN + TEST)"}}
+    return Imported(np.asarray(x, dtype=np.float32), labels, BASICMOTIONS_RATE_HZ,
+                    "catalog: the archive's 10 Hz", "basicmotions",
+                    channel_names=BASICMOTIONS_CHANNELS, units="g (acc), rad/s (gyro)",
+                    attrs=attrs)
+
+
 CATALOG: dict[str, CatalogEntry] = {
     "ecg5000": CatalogEntry(
         "ecg5000", "ECG5000 training split: 500 beats x 140 samples, 5 classes", _ecg5000
@@ -122,6 +149,12 @@ CATALOG: dict[str, CatalogEntry] = {
         "ecgsyn",
         "ECGSYN (McSharry 2003): 500 x 4 s at 256 Hz (generated)",
         partial(synthetic.ecgsyn, n=500, length=1024, sampling_rate=256.0),
+    ),
+    "basicmotions": CatalogEntry(
+        "basicmotions",
+        "UEA BasicMotions wrist IMU: 80 x 6 channels x 100 at 10 Hz, 4 activities (real; "
+        "needs aeon)",
+        _basicmotions,
     ),
     "vibration": CatalogEntry(
         "vibration",

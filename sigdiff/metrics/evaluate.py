@@ -62,6 +62,7 @@ from .memorization import (
     most_copied,
     neighbor_ratio,
 )
+from .quality import QualityBasis, quality_line, quality_section
 from .references import LOWPASS_FRACTION, ReferenceSpec, build_references, lowpass, take
 from .spectral import default_bands, spectral_report
 from .tsgbench import tsgbench_report
@@ -173,6 +174,7 @@ class EvalContext:
     floor_ratio: NeighborRatio
     floor_ratio_lowpass: NeighborRatio
     meta: dict[str, Any]
+    quality: QualityBasis  # the quality axis' classifier features, fitted on the target
 
 
 def split_real(holdout: np.ndarray, pool: np.ndarray | None, *, seed: int
@@ -234,7 +236,8 @@ def prepare(
             "references": list(refs), "gate_metrics": gate_metrics,
             "pca_explained": pca.explained.tolist(), "config": cfg.to_dict()}
     ctx = EvalContext(tr, target, n, pca, train_lp, sampling_rate, bands, cfg, extras, skipped,
-                      images, refs, {}, {}, floor_ratio, floor_lp, meta)
+                      images, refs, {}, {}, floor_ratio, floor_lp, meta,
+                      QualityBasis.fit(target, seed=cfg.seed))
     bar = tqdm(refs.items(), desc="references", disable=not progress, total=len(refs))
     for name, x in bar:
         bar.set_postfix_str(name)
@@ -278,7 +281,8 @@ def _measure(ctx: EvalContext, full: np.ndarray, compared: np.ndarray, *, name: 
     spectral = {} if ctx.images else _flat_spectral(spectral_report(
         ctx.target, compared, sampling_rate=ctx.sampling_rate, bands=ctx.bands))
     return {"memorization": memo, "alignment_vs_holdout": align, "spectral": spectral,
-            "alignment_vs_train": vs_train, "_ratio": nr, "_dcr": dcr}
+            "alignment_vs_train": vs_train, "quality": ctx.quality.measure(compared),
+            "_ratio": nr, "_dcr": dcr}
 
 
 def evaluate_with(ctx: EvalContext, samples: np.ndarray, *, name: str = "samples",
@@ -309,6 +313,8 @@ def _evaluate(ctx: EvalContext, samples: np.ndarray, *, name: str, progress: boo
             results.append(step())
     gen, gate_gen = results
     report: dict[str, Any] = {"meta": {**ctx.meta, "n_samples": len(sa)}}
+    report["quality"] = quality_section(
+        gen["quality"], {ref: ctx.reference_results[ref]["quality"] for ref in ctx.references})
     for section in SECTIONS:
         report[section] = {
             metric: {"generated": value,
@@ -383,6 +389,9 @@ def flatten_report(report: Mapping[str, Any]) -> dict[str, Any]:
             for source, v in values.items():
                 key = f"{section}.{metric}" + ("" if source == "generated" else f"@{source}")
                 row[key] = v
+    quality = report["quality"]
+    row.update({"quality.score": quality["score"], "quality.se": quality["se"]})
+    row.update({f"quality.score@{ref}": v["score"] for ref, v in quality["references"].items()})
     gate = report["gate"]
     row.update({"gate.score": gate["score"], "gate.se": gate["se"], "gate.passes": gate["passes"],
                 "gate.n": gate["n"]})
@@ -440,7 +449,7 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     the better direction and whether the metric ranks floor < copier / floor < corrupted here."""
     refs = [r for r in report["meta"]["references"] if r in TABLE_REFERENCES or
             r.startswith("noisy_copy")]
-    lines = [_gate_line(report), "",
+    lines = [*axes_lines(report), "", _gate_line(report), "",
              "| section | metric | generated | " + " | ".join(refs) +
              " | better | ranks floor < copier / < corrupted |",
              "|" + "---|" * (len(refs) + 5)]
@@ -472,6 +481,25 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     for name, why in report["meta"].get("skipped", {}).items():
         lines.append(f"Skipped {name}: {why}.")
     return "\n".join(lines) + "\n"
+
+
+def axes_lines(report: Mapping[str, Any]) -> list[str]:
+    """The two axes, each beside its references: quality against held-out real records (every
+    reference's score in a table) and memorization against the training records."""
+    q = report["quality"]
+    refs = list(q["references"])
+    m = report["memorization"]
+    raw, lp = m["memorized_fraction"], m["memorized_fraction_lowpass"]
+    return [quality_line(q, shown=("copier", "noisy_real@0.05", "smoothed@1", "mode_dropped")),
+            f"**Memorization (against the training records): {_fmt(raw['generated'])} memorized "
+            f"({_fmt(lp['generated'])} low-passed)**; floor {_fmt(raw.get('floor'))} "
+            f"({_fmt(lp.get('floor'))}), copier {_fmt(raw.get('copier'))} "
+            f"({_fmt(lp.get('copier'))}). Two axes: a set can copy at good quality or be novel "
+            "and poor; neither number is folded into the other.", "",
+            "| quality score | generated | " + " | ".join(refs) + " |",
+            "|" + "---|" * (len(refs) + 2),
+            f"| {q['metric']} (SE {_fmt(q['se'])}) | {_fmt(q['score'])} | "
+            + " | ".join(_fmt(q["references"][r]["score"]) for r in refs) + " |"]
 
 
 def _gate_line(report: Mapping[str, Any]) -> str:

@@ -11,7 +11,13 @@ stands beside, so size-dependent estimators (mean spectra, histograms, k-NN ball
   data's per-channel standard deviation (copies a residual-noise sampler would emit).
 - ``residual_noise``: the floor plus Gaussian noise at the level the sampler's last step leaves
   (real shapes, the texture of an under-trained last denoising step).
-- ``smoothed``: the floor low-pass filtered by a Gaussian kernel (real shapes, detail lost).
+- ``smoothed``: the floor low-pass filtered by a Gaussian kernel (real shapes, detail lost);
+  ``smoothed@s``: the same with a lighter kernel of std s samples (the blur ladder's first rung).
+- ``noisy_real@s``: the floor plus Gaussian noise of s × the training data's std (the quality
+  ladder: real shapes under growing noise, none of them a copy).
+- ``mode_dropped``: real records unseen in training from all but one mode: the floor pool's
+  k-means clusters (`MODE_CLUSTERS`, on the low-passed records) less the second-largest one, so a
+  generator that never emits a sizeable part of the distribution has its reference.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ NOISE_LEVELS = (0.05, 0.1, 0.2, 0.4)
 RESIDUAL_SIGMA = 0.14
 #: std of the Gaussian smoothing kernel, in samples (pixels for images) along every spatial axis.
 SMOOTH_SIGMA = 2.0
+#: the lighter blur of the quality ladder (``smoothed@1``)
+LIGHT_SMOOTH_SIGMA = 1.0
+#: noise levels of the noisy real sets of the quality ladder, × the training data's std
+REAL_NOISE_LEVELS = (0.05, 0.1, 0.2)
+#: k-means clusters of the floor pool; the mode-dropped set leaves out the second-largest
+MODE_CLUSTERS = 4
 #: Fraction of the Nyquist band kept by the fixed low-pass of band-limited memorization.
 LOWPASS_FRACTION = 0.25
 
@@ -40,24 +52,40 @@ class ReferenceSpec:
     noise_levels: tuple[float, ...] = NOISE_LEVELS
     residual_sigma: float = RESIDUAL_SIGMA
     smooth_sigma: float = SMOOTH_SIGMA
+    real_noise_levels: tuple[float, ...] = REAL_NOISE_LEVELS
+    light_smooth_sigma: float | None = LIGHT_SMOOTH_SIGMA
+    mode_clusters: int | None = MODE_CLUSTERS  # None: no mode-dropped set
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "noise_levels", tuple(float(s) for s in self.noise_levels))
-        if any(s <= 0 for s in self.noise_levels) or self.residual_sigma <= 0 or \
-                self.smooth_sigma <= 0:
-            raise ValueError(f"references: noise levels, residual_sigma and smooth_sigma must be "
-                             f"positive; got {self}")
+        for name in ("noise_levels", "real_noise_levels"):
+            object.__setattr__(self, name, tuple(float(s) for s in getattr(self, name)))
+        levels = (*self.noise_levels, *self.real_noise_levels, self.residual_sigma,
+                  self.smooth_sigma, self.light_smooth_sigma or 1.0)
+        if any(s <= 0 for s in levels):
+            raise ValueError(f"references: noise levels and smoothing sigmas must be positive; "
+                             f"got {self}")
+        if self.mode_clusters is not None and self.mode_clusters < 2:
+            raise ValueError(f"references: mode_clusters must be at least 2 (one is dropped) or "
+                             f"None; got {self.mode_clusters}")
 
     @property
     def names(self) -> tuple[str, ...]:
         """Reference names in report order (the floor first)."""
+        light = (f"smoothed@{self.light_smooth_sigma:g}",) if self.light_smooth_sigma else ()
         return ("floor", "copier", *(noisy_name(s) for s in self.noise_levels),
-                "residual_noise", "smoothed")
+                "residual_noise", "smoothed", *light,
+                *(real_noise_name(s) for s in self.real_noise_levels),
+                *(("mode_dropped",) if self.mode_clusters else ()))
 
 
 def noisy_name(level: float) -> str:
     """`noisy_copy@0.1` for noise level 0.1."""
     return f"noisy_copy@{level:g}"
+
+
+def real_noise_name(level: float) -> str:
+    """`noisy_real@0.1` for noise level 0.1."""
+    return f"noisy_real@{level:g}"
 
 
 #: What each reference is, for tables.
@@ -66,7 +94,9 @@ DESCRIPTIONS = {
     "copier": "draws with replacement from the training records",
     "noisy_copy": "copier + Gaussian noise (level × data std)",
     "residual_noise": "floor + the noise a sampler's untrained last step leaves",
-    "smoothed": "floor, Gaussian-smoothed along time",
+    "smoothed": "floor, Gaussian-smoothed along time (@s: kernel std s samples; plain: 2)",
+    "noisy_real": "floor + Gaussian noise (level × data std)",
+    "mode_dropped": "real records unseen in training from all but one k-means mode",
 }
 
 
@@ -129,4 +159,36 @@ def build_references(
     noise = rng.standard_normal(real.shape) * std * spec.residual_sigma
     sets["residual_noise"] = (real + noise).astype(np.float32)
     sets["smoothed"] = smooth(real, spec.smooth_sigma)
+    if spec.light_smooth_sigma:
+        sets[f"smoothed@{spec.light_smooth_sigma:g}"] = smooth(real, spec.light_smooth_sigma)
+    for level in spec.real_noise_levels:
+        noise = rng.standard_normal(real.shape) * std * level
+        sets[real_noise_name(level)] = (real + noise).astype(np.float32)
+    if spec.mode_clusters:
+        sets["mode_dropped"] = mode_dropped(floor, n=n, clusters=spec.mode_clusters, seed=seed,
+                                            rng=rng)
     return sets
+
+
+def mode_clusters(x: np.ndarray, *, clusters: int, seed: int) -> np.ndarray:
+    """k-means labels (N,) of records on their low-passed, standardised form (the shapes, not the
+    noise), clusters numbered by size, largest first. Deterministic in `seed`."""
+    from sklearn.cluster import KMeans
+
+    z = lowpass(x).reshape(len(x), -1)
+    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-8)
+    labels = KMeans(clusters, n_init=4, random_state=seed).fit_predict(z)
+    order = np.argsort(-np.bincount(labels, minlength=clusters), kind="stable")
+    return np.argsort(order)[labels]
+
+
+def mode_dropped(pool: np.ndarray, *, n: int, clusters: int, seed: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Up to n records of `pool` (real, unseen in training) outside its second-largest k-means
+    cluster: a generator that dropped one sizeable mode. Fewer than n when the rest is smaller."""
+    if len(pool) < 2 * clusters:
+        raise ValueError(f"references: the mode-dropped set needs at least {2 * clusters} real "
+                         f"records in the floor pool to cluster; got {len(pool)} (set "
+                         f"mode_clusters = None to leave it out)")
+    labels = mode_clusters(pool, clusters=clusters, seed=seed)
+    return take(pool[labels != 1], n, rng)

@@ -14,7 +14,8 @@ Which separations a metric owes:
 
 - memorization metrics: the copier and the noisy copies (corrupted real records are not copies,
   so they need not look memorized: reported, not required);
-- alignment, spectral and gate metrics: every reference;
+- alignment, spectral, gate and quality metrics: every reference (the quality score must rank
+  the floor better than noisy, blurred, mode-dropped and copied sets alike);
 - the paper's metric (`REWARDS_COPYING`): none — a copier scores best on it by construction.
 
 A metric that cannot separate the floor from the copier is *flagged*; an alignment metric is
@@ -46,6 +47,7 @@ __all__ = ["judge_metric", "t_interval", "validate_metrics", "validate_stores",
            "validation_table", "write_validation"]
 
 GATE_SECTION = "gate"
+QUALITY_SECTION = "quality"  # the quality score (sigdiff.metrics.quality): owes every separation
 MEMORIZATION_SECTION = "memorization"
 #: |t| at which the heatmap's colours saturate (a zero-SE separation has t = ±∞).
 T_CLIP = 10.0
@@ -145,6 +147,7 @@ def context_values(ctx: EvalContext) -> dict[str, dict[str, float | None]]:
                 out.setdefault(f"{section}.{metric}", {})[ref] = _finite(v)
         for metric, v in ctx.gate_references[ref].values.items():
             out.setdefault(f"{GATE_SECTION}.{metric}", {})[ref] = _finite(v)
+        out.setdefault(f"{QUALITY_SECTION}.score", {})[ref] = _finite(res["quality"]["score"])
     return out
 
 
