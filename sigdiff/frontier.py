@@ -15,6 +15,10 @@ and reading its memorization there:
 - :func:`area_under_frontier` (AUF): per run, the memorization at the crossing averaged over the
   alignment interval spanned by a level grid (unreached levels pay ``never_value``), and
   :func:`summarize_auf`: AUF per arm and paired by seed against the baseline;
+- :func:`data_levels` and :func:`common_level`: levels chosen from the data (quantiles of the
+  pooled alignment values; the tightest level every run of two arms reaches), before any arm's
+  memorization is compared; :func:`paired_auf`: arm − baseline AUF over the grid levels every
+  run of both reaches, never-reached levels counted apart instead of charged as copying;
 - :func:`plot_frontier`: memorization against alignment over training, one panel per arm.
 
 Intervals are two-sided Student-t intervals mean ± t_{(1+c)/2, n−1}·s/√n with s the sample
@@ -39,15 +43,20 @@ __all__ = [
     "AUF_COLUMNS",
     "AUF_SUMMARY_COLUMNS",
     "CROSSING_COLUMNS",
+    "DATA_QUANTILES",
+    "PAIRED_AUF_COLUMNS",
     "PAIRED_COLUMNS",
     "STATUSES",
     "Crossing",
     "area_under_frontier",
     "auf_from_crossings",
+    "common_level",
     "crossing",
+    "data_levels",
     "equal_alignment",
     "level_grid",
     "paired_at_levels",
+    "paired_auf",
     "plot_frontier",
     "summarize_auf",
 ]
@@ -70,6 +79,10 @@ AUF_SUMMARY_COLUMNS = (
     "arm", "n", "mean", "low", "high", "se", "runs_with_never",
     "diff_n", "diff_mean", "diff_low", "diff_high", "diff_se",
 )
+PAIRED_AUF_COLUMNS = ("arm", "baseline", "level_lo", "level_hi", "n_levels", "n", "mean", "low",
+                      "high", "se", "p", "arm_never", "base_never")
+#: quantiles of the pooled alignment values that make the data-driven level grid (5%, 15%, …, 95%)
+DATA_QUANTILES = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95)
 
 
 # ----------------------------------------------------------------------------- one run
@@ -152,6 +165,29 @@ def level_grid(lo: float, hi: float, n: int) -> np.ndarray:
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer ≥ 2, got {n!r}")
     return np.linspace(lo, hi, n)
+
+
+def data_levels(values: Sequence[float] | np.ndarray, *,
+                quantiles: Sequence[float] = DATA_QUANTILES) -> np.ndarray:
+    """A level grid from the data: the ``quantiles`` of the pooled alignment values (every
+    checkpoint of every run, all arms together — nothing that depends on which arm is which),
+    distinct and ascending, so the levels lie where the runs actually are."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    q = np.asarray(quantiles, dtype=np.float64)
+    if x.size == 0 or q.size == 0 or ((q < 0) | (q > 1)).any():
+        raise ValueError(f"need finite values and quantiles in [0, 1], got {x.size} values, "
+                         f"quantiles {q.tolist()}")
+    return np.unique(np.quantile(x, q))
+
+
+def common_level(df: pd.DataFrame, *, x_key: str, arms: Sequence[str]) -> float:
+    """The tightest alignment level every run of ``arms`` reaches: the largest of the runs'
+    best (smallest) ``x`` over training."""
+    d = df[df["arm"].isin(list(arms))]
+    if d.empty:
+        raise ValueError(f"no rows of arms {list(arms)}")
+    return float(d.groupby(["arm", "seed"])[x_key].min().max())
 
 
 def _levels(levels: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -341,6 +377,47 @@ def summarize_auf(
                      "runs_with_never": int((g["n_never"] > 0).sum()),
                      **_columns(diff, confidence, "diff_")})
     return pd.DataFrame(rows, columns=list(AUF_SUMMARY_COLUMNS))
+
+
+def _y_by_level(cross: pd.DataFrame, arm: str) -> pd.DataFrame:
+    """seed × level table of one arm's memorization at the crossing (nan where never reached)."""
+    g = cross[cross["arm"] == arm]
+    y = g["y"].where(g["status"].isin(_USABLE))
+    return g.assign(y=y).pivot(index="seed", columns="level", values="y")
+
+
+def paired_auf(cross: pd.DataFrame, *, baseline: str, confidence: float = CONFIDENCE
+               ) -> pd.DataFrame:
+    """Per non-baseline arm: arm − baseline AUF, paired by seed, over the levels of the grid
+    that every run of both arms reaches (``reached`` or ``at_first``); a level some run never
+    reaches is left out of the area and counted (``arm_never``/``base_never``: seed × level
+    pairs over the whole grid), not charged as copying. One common level: the difference there.
+    ``p``: the paired t-test. Columns ``PAIRED_AUF_COLUMNS``."""
+    from sigdiff.stats import t_pvalue
+
+    _check_confidence(confidence)
+    arms = list(dict.fromkeys(cross["arm"]))
+    _check_baseline(arms, baseline)
+    base = _y_by_level(cross, baseline)
+    rows = []
+    for arm in [a for a in arms if a != baseline]:
+        y = _y_by_level(cross, arm)
+        seeds = y.index.intersection(base.index)
+        diff = y.loc[seeds] - base.loc[seeds]
+        common = diff.columns[diff.notna().all(axis=0).to_numpy()].to_numpy(np.float64)
+        d = diff[common].to_numpy(np.float64)
+        per_seed = (d[:, 0] if len(common) == 1 else
+                    np.array([_trapezoid_mean(r, common) for r in d]) if len(common) else
+                    np.array([]))
+        iv = t_interval(per_seed, confidence=confidence)
+        rows.append({"arm": arm, "baseline": baseline,
+                     "level_lo": common.min() if len(common) else math.nan,
+                     "level_hi": common.max() if len(common) else math.nan,
+                     "n_levels": len(common), "n": iv.n, "mean": iv.mean, "low": iv.low,
+                     "high": iv.high, "se": iv.se, "p": t_pvalue(iv),
+                     "arm_never": int(y.isna().to_numpy().sum()),
+                     "base_never": int(base.isna().to_numpy().sum())})
+    return pd.DataFrame(rows, columns=list(PAIRED_AUF_COLUMNS))
 
 
 # ----------------------------------------------------------------------------- plot

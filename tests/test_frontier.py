@@ -13,12 +13,16 @@ from sigdiff.frontier import (
     AUF_COLUMNS,
     AUF_SUMMARY_COLUMNS,
     CROSSING_COLUMNS,
+    PAIRED_AUF_COLUMNS,
     PAIRED_COLUMNS,
     area_under_frontier,
+    common_level,
     crossing,
+    data_levels,
     equal_alignment,
     level_grid,
     paired_at_levels,
+    paired_auf,
     plot_frontier,
     summarize_auf,
 )
@@ -235,6 +239,52 @@ def test_level_grid() -> None:
         level_grid(0.5, 0.1, 5)
     with pytest.raises(ValueError):
         level_grid(0.1, 0.5, 1)
+
+
+def test_data_levels_are_quantiles_of_the_pooled_values() -> None:
+    df = _pairing_frame()
+    got = data_levels(df["align"], quantiles=(0.1, 0.5, 0.9))
+    assert got == pytest.approx(np.quantile(df["align"], [0.1, 0.5, 0.9]))
+    assert data_levels([1.0, 1.0, 1.0]).tolist() == [1.0]  # distinct levels only
+    assert data_levels([3.0, np.nan, 1.0], quantiles=(0, 1)).tolist() == [1.0, 3.0]
+    with pytest.raises(ValueError):
+        data_levels([np.nan])
+    with pytest.raises(ValueError):
+        data_levels([1.0, 2.0], quantiles=(1.5,))
+
+
+def test_common_level_is_the_worst_runs_best_alignment() -> None:
+    df = _pairing_frame()
+    # base runs reach 0.30 − 0.01 s (worst: seed 0, 0.30); new seed 3 only reaches 0.40
+    assert common_level(df, x_key="align", arms=["base"]) == pytest.approx(0.30)
+    assert common_level(df, x_key="align", arms=["base", "new"]) == pytest.approx(0.40)
+    with pytest.raises(ValueError, match="no rows"):
+        common_level(df, x_key="align", arms=["nope"])
+
+
+def test_paired_auf_over_common_levels_against_scipy() -> None:
+    df = _pairing_frame()
+    levels = [0.35, 0.5, 0.6]
+    cross = equal_alignment(df, x_key="align", y_key="mem", levels=levels)
+    out = paired_auf(cross, baseline="base")
+    assert tuple(out.columns) == PAIRED_AUF_COLUMNS
+    row = out.iloc[0]
+    # new seed 3 never reaches 0.35, so the area runs over 0.5 and 0.6 only (the trapezoid mean
+    # of two levels is their mean); that never-reached level is counted, not charged as 1
+    assert (row["level_lo"], row["level_hi"], row["n_levels"]) == (0.5, 0.6, 2)
+    assert (row["arm_never"], row["base_never"]) == (1, 0)
+    diff = []
+    for s in SEEDS:
+        new, base = df[(df.arm == "new") & (df.seed == s)], df[(df.arm == "base") & (df.seed == s)]
+        diff.append(np.mean([_oracle_y(new, lv) - _oracle_y(base, lv) for lv in (0.5, 0.6)]))
+    ci = stats.ttest_1samp(diff, 0).confidence_interval(0.95)
+    assert (row["n"], row["mean"]) == (5, pytest.approx(np.mean(diff)))
+    assert (row["low"], row["high"]) == pytest.approx((ci.low, ci.high))
+    assert row["p"] == pytest.approx(stats.ttest_1samp(diff, 0).pvalue)
+    # a single common level: the difference there
+    one = paired_auf(equal_alignment(df, x_key="align", y_key="mem", levels=[0.35, 0.5]),
+                     baseline="base").iloc[0]
+    assert one["n_levels"] == 1 and one["level_lo"] == one["level_hi"] == 0.5
 
 
 # ----------------------------------------------------------------------------- plot

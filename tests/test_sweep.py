@@ -421,7 +421,25 @@ def test_further_sampler_rows_from_the_final_checkpoint(tmp_path: Path, stores: 
         if np.std(diffs) > 0 else (np.mean(diffs), np.mean(diffs))
     assert (c["d_mem_final"].low, c["d_mem_final"].high) == pytest.approx(want)
     assert c["reading"] == "small t" and c["parameterization"] == "eps"  # the default
-    assert claims_table([out]).count("\n") == 2  # header, rule, one row
+    # every test states its endpoint and basis, with the paired t-test p and Holm over the table
+    from sigdiff.report.claims import claim_tests
+    from sigdiff.stats import holm
+
+    tests = claim_tests(claims)
+    assert [(t["endpoint"], t["basis"]) for t in tests] == [
+        ("memorized fraction", "equal steps"), ("alignment gate", "equal steps"),
+        ("memorized fraction", "equal gate"), ("AUF (memorized fraction)", "equal gate")]
+    if np.std(diffs) > 0:
+        arm = [final[("CI small", s)]["memorization.memorized_fraction"] for s in (0, 1)]
+        base = [final[("uniform", s)]["memorization.memorized_fraction"] for s in (0, 1)]
+        assert tests[0]["p"] == pytest.approx(stats.ttest_rel(arm, base).pvalue)
+    np.testing.assert_allclose([t["p_holm"] for t in tests], holm([t["p"] for t in tests]))
+    # equal gate: the tightest level every run reaches (the largest of the runs' best gates)
+    best = pd.DataFrame(primary).groupby(["arm", "seed"])["gate.score"].min()
+    assert c["gate_level"] == pytest.approx(best.max())
+    text = claims_table([out])
+    assert "## Table 1" in text and f"Holm p (m = {len(tests)})" in text
+    assert "## Table 3: plateau check" in text and "| CI small |" in text
     res = CliRunner().invoke(claims_cmd, [str(out), "--out", str(tmp_path / "claims.md")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "claims.md").read_text() == claims_table([out]) + "\n"

@@ -3,17 +3,17 @@ on the frontier."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+from sigdiff import frontier
 from sigdiff.report._core import (
     GATE,
-    LARGE_T,
     LEVELS,
     MEM,
     MEM_LP,
-    SMALL_T,
+    QUALITY,
     _arms,
     _at_step,
     _final,
@@ -24,16 +24,17 @@ from sigdiff.report.tables import Frontier
 from sigdiff.stats import Interval, t_interval
 
 
-def final_comparison(d: pd.DataFrame, arm: str, base: str) -> tuple[Interval, Interval]:
-    """(Δ final memorized fraction, Δ final gate score) against the baseline, paired by seed, at
-    the arm's final step (the baseline's checkpoint at the same step)."""
+def final_comparison(d: pd.DataFrame, arm: str, base: str, *, x_key: str = GATE
+                     ) -> tuple[Interval, Interval]:
+    """(Δ final memorized fraction, Δ final quality axis ``x_key``) against the baseline, paired
+    by seed, at the arm's final step (the baseline's checkpoint at the same step)."""
     step = int(d[d.arm == arm].step.max())
 
     def diff(key: str) -> Interval:
         return _paired(_at_step(d, arm, step, key).astype(float),
                        _at_step(d, base, step, key).astype(float))
 
-    return diff(MEM), diff(GATE)
+    return diff(MEM), diff(x_key)
 
 
 def equal_alignment_outcome(d_mem: Interval, d_gate: Interval) -> int:
@@ -80,8 +81,10 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
                      "pairs never reached, counted as 1); max memorized fraction over training "
                      f"{_max_ci(d, arm, MEM).fmt()} (baseline {_max_ci(d, base, MEM).fmt()}); Δ "
                      f"final PCA-JS vs train (the paper's metric) {paper.fmt()}.")
-    small = [a for a in outcome if where(a) < SMALL_T]
-    large = [a for a in outcome if where(a) > LARGE_T]
+    from sigdiff.report.claims import reading  # the arm's shift from the baseline, not its level
+
+    small = [a for a in outcome if reading(where(a), where(base)) == "small t"]
+    large = [a for a in outcome if reading(where(a), where(base)) == "large t"]
     if not small:
         head = "No arm puts its emphasis at small t, so the paper's reading is not tested here."
     elif all(outcome[a] < 0 for a in small):
@@ -122,6 +125,121 @@ def verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float
         note.append("Metrics that did not tell the floor from the copier in this sweep "
                     f"(flagged ⚠, not used for the verdict): {', '.join(blind)}.")
     return "\n".join([head, "", *lines, "", *note])
+
+
+def equal_level(d: pd.DataFrame, arm: str, base: str, *, x_key: str = QUALITY
+                ) -> tuple[float, Interval, int]:
+    """(level, Δ memorized fraction at each run's first crossing of it paired by seed, pairs with
+    an at-first upper bound): the level is the tightest one every run of both arms reaches (the
+    largest of the runs' best ``x_key``), chosen from the quality axis alone before memorization
+    is compared."""
+    pair = d[d.arm.isin([arm, base])]
+    level = frontier.common_level(pair, x_key=x_key, arms=[arm, base])
+    cross = frontier.equal_alignment(pair, x_key=x_key, y_key=MEM, levels=[level])
+    r = frontier.paired_at_levels(cross, baseline=base).iloc[0]
+    return level, Interval(r["mean"], r["low"], r["high"], int(r["n"]), r["se"]), \
+        int(r["n_censored_pairs"])
+
+
+def quality_verdict(d: pd.DataFrame, base: str, summary: Mapping[str, Mapping[str, float]],
+                    quality: Frontier, flags: Mapping[str, bool]) -> str:
+    """The verdict on the validated quality axis, equal steps and equal quality stated apart:
+    at the final step, Δ memorized fraction and Δ quality score side by side (two axes, not one
+    outcome); at equal quality, Δ memorized fraction at each run's first crossing of the common
+    level every run of both arms reaches, and Δ AUF over the data-driven grid levels every run of
+    both reaches (never-reached levels counted apart, not charged as copying)."""
+    def where(arm: str) -> float:
+        return summary.get(arm, {}).get("signal_mean_u", 0.5)
+
+    auf = frontier.paired_auf(quality.crossings[MEM], baseline=base).set_index("arm")
+    total = quality.crossings[MEM].level.nunique()
+    lines, at_level, steps = [], {}, {}
+    for arm in [a for a in _arms(d) if a != base]:
+        d_mem, d_q = final_comparison(d, arm, base, x_key=QUALITY)
+        level, iv, censored = equal_level(d, arm, base)
+        at_level[arm], steps[arm] = _sign(iv), (_sign(d_mem), _sign(d_q))
+        a = auf.loc[arm]
+        span = (f"over the {int(a['n_levels'])} of {total} grid levels {a['level_lo']:.3g} to "
+                f"{a['level_hi']:.3g} that every run of both reaches" if a["n_levels"] else
+                f"no level of the {total}-level grid is reached by every run of both")
+        paper = _paired(_final(d, arm, "alignment_vs_train.pca_js"),
+                        _final(d, base, "alignment_vs_train.pca_js"))
+        lines.append(
+            f"- **{arm}** (signal mean u = {where(arm):.2f}): **equal steps** (step "
+            f"{int(d[d.arm == arm].step.max())}): Δ memorized fraction {d_mem.fmt()}, Δ quality "
+            f"score {d_q.fmt()}. **Equal quality** (first crossing of quality score ≤ "
+            f"{level:.3g}, the tightest level every run of both arms reaches): Δ memorized "
+            f"fraction {iv.fmt()}" + (f" ({censored} pairs at the first checkpoint: upper "
+                                      "bounds)" if censored else "")
+            + f"; Δ AUF {_iv(a).fmt()} {span} (seed × level pairs never reached: arm "
+            f"{int(a['arm_never'])}, baseline {int(a['base_never'])}, reported apart). Max "
+            f"memorized fraction over training {_max_ci(d, arm, MEM).fmt()} (baseline "
+            f"{_max_ci(d, base, MEM).fmt()}); Δ final PCA-JS vs train (the paper's metric) "
+            f"{paper.fmt()}.")
+    return "\n".join([_quality_head(d, base, where, at_level, steps), "", *lines, "",
+                      *_quality_notes(base, quality, flags)])
+
+
+def _iv(r: pd.Series) -> Interval:
+    return Interval(r["mean"], r["low"], r["high"], int(r["n"]), r["se"])
+
+
+def _quality_head(d: pd.DataFrame, base: str, where: Callable[[str], float], at_level: Mapping[str, int],
+                  steps: Mapping[str, tuple[int, int]]) -> str:
+    from sigdiff.report.claims import reading  # the arm's shift from the baseline
+
+    small = [a for a in at_level if reading(where(a), where(base)) == "small t"]
+    large = [a for a in at_level if reading(where(a), where(base)) == "large t"]
+    if not small:
+        head = ("No arm puts its emphasis at small t, so the paper's reading is not tested "
+                "here.")
+    elif all(at_level[a] < 0 for a in small):
+        head = ("**At equal quality the claim holds**: every small-t arm memorizes less than "
+                f"{base} where both first reach a common quality level (paired intervals).")
+    elif any(at_level[a] > 0 for a in small):
+        head = ("**At equal quality the claim is contradicted**: "
+                + ", ".join(a for a in small if at_level[a] > 0)
+                + f" memorize(s) *more* than {base} at a common quality level (paired "
+                "intervals excluding 0).")
+    else:
+        head = ("**At equal quality the claim is not supported**: no small-t arm memorizes "
+                f"significantly less than {base} at a common quality level.")
+    head += " At equal steps (final checkpoint), two axes: " + "; ".join(
+        f"{a}: {_steps_words(*steps[a])}" for a in at_level) + "."
+    if large:
+        head += (" The other reading, emphasis at large t, at equal quality: "
+                 + "; ".join(f"{a} {_level_words(at_level[a])}" for a in large) + ".")
+    return head
+
+
+def _steps_words(mem: int, quality: int) -> str:
+    return ({1: "memorizes more", -1: "memorizes less", 0: "no significant memorization "
+             "difference"}[mem] + ", " + {1: "worse quality", -1: "better quality",
+                                         0: "no significant quality difference"}[quality])
+
+
+def _level_words(sign: int) -> str:
+    return {1: "memorizes more", -1: "memorizes less", 0: "no significant difference"}[sign]
+
+
+def _quality_notes(base: str, quality: Frontier, flags: Mapping[str, bool]) -> list[str]:
+    grid = sorted(quality.crossings[MEM].level.unique())
+    blind = [_label(k) for k, v in flags.items() if not v and not k.startswith("alignment_vs_tr")]
+    note = [f"Quality axis: {_label(QUALITY)}, 2·AUC − 1 of a cross-validated classifier "
+            "two-sample test against held-out real records (`sigdiff.metrics.quality`). Δ = "
+            f"arm − {base}, paired by seed, mean [95% t-interval]; equal steps and equal quality "
+            "are two comparisons, never one number.",
+            "Level grid (chosen from the data before any arm is compared: the 5%, 15%, …, 95% "
+            "quantiles of every checkpoint's quality score, all arms pooled): "
+            + ", ".join(f"{v:.3g}" for v in grid) + ". AUF = area under memorized fraction at "
+            "the first crossing of each level, over the levels every run of both arms reaches, "
+            "divided by their width; a level some run never reaches is left out and counted.",
+            "The paper's metric (PCA-W/JS against the *training* set) is shown beside it: "
+            "copying the training records improves it by construction."]
+    if blind:
+        note.append("Metrics that did not tell the floor from their anchor in this sweep "
+                    f"(flagged ⚠, not used for the verdict): {', '.join(blind)}.")
+    return note
 
 
 def _outcome_words(outcome: int) -> str:
