@@ -324,9 +324,72 @@ def test_report_files_and_tables(finished: Path, tmp_path: Path) -> None:
         assert (tmp_path / "rep" / name).stat().st_size > 1000
         assert name in text
     for phrase in ("real-data floor", "Verdict", "reference: copier", "reference: residual_noise",
-                   "Area under the frontier", "Memorization at equal alignment",
+                   "Area under the frontier", "Memorization at equal quality",
+                   "**Equal quality**", "quality score (0 = real",
                    "tells floor from its anchor", "95% Student-t", "paper's metric"):
         assert phrase in text, phrase
+
+
+def _synthetic_rows(*, quality: bool) -> list[dict[str, Any]]:
+    """Two arms × three seeds × four checkpoints: quality improves (falls) and memorization rises
+    with training; the small-t arm memorizes more. Reference figures per seed, as a sweep writes
+    them (the quality ladder's references only with the quality score)."""
+    rng = np.random.default_rng(0)
+    refs = ["floor", "copier", "noisy_copy@0.1", "noisy_copy@0.2", "residual_noise", "smoothed"]
+    rows = []
+    for arm, ts, extra in (("uniform", "uniform", 0.0), ("CI small", "ci", 0.15)):
+        for seed in range(3):
+            for i, step in enumerate((100, 200, 400, 800)):
+                mem = min(0.05 + 0.18 * i + extra + 0.02 * rng.random(), 1.0)
+                row = {"arm": arm, "cell": f"{arm}-s{seed}", "seed": seed, "step": step,
+                       "train_subset": 16, "timesteps": json.dumps({"name": ts}),
+                       "weighting": json.dumps({"name": "none"}), "n_samples": 64,
+                       "n_target": 64, "n_compared": 64,
+                       "memorization.memorized_fraction": mem,
+                       "memorization.memorized_fraction_lowpass": mem * 0.9,
+                       "memorization.dcr_p_closer": 0.5,
+                       "gate.score": 3.0 / (i + 1) + 0.1 * rng.random()}
+                for ref, q, m in zip(refs, (0.02, 0.1, 0.5, 0.7, 0.9, 0.8),
+                                     (0.0, 1.0, 0.8, 0.2, 0.0, 0.0)):
+                    row[f"memorization.memorized_fraction@{ref}"] = m + 0.01 * seed
+                    if quality:
+                        row[f"quality.score@{ref}"] = q + 0.01 * seed
+                if quality:
+                    row["quality.score"] = 0.9 - 0.2 * i - extra / 3 + 0.03 * rng.random()
+                    row["quality.se"] = 0.02
+                    for ref in ("noisy_real@0.1", "mode_dropped"):
+                        row[f"quality.score@{ref}"] = 0.4 + 0.01 * seed
+                rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("quality", [True, False])
+def test_report_axis_is_the_quality_score_when_rows_carry_it(tmp_path: Path,
+                                                             quality: bool) -> None:
+    from sigdiff.report._core import GATE_NOTE
+
+    rows = _synthetic_rows(quality=quality)
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = write_report(tmp_path / "res", tmp_path / "rep").read_text()
+    verdict = text.split("### Verdict")[1].split("###")[0]
+    if not quality:  # older rows: the gate, with the note that it is not a quality score
+        assert GATE_NOTE in text and "Memorization at equal alignment (joint gate" in text
+        assert "quality score (0 = real" not in text and "reference: noisy_real" not in text
+        return
+    assert GATE_NOTE not in text and "joint gate" not in text
+    assert "**Equal quality**" in verdict and "**equal steps**" in verdict
+    assert "Δ quality score" in verdict and "first crossing of quality score ≤" in verdict
+    assert "| arm | final step | quality score (0 = real, 1 = always told apart) |" in text
+    assert "*reference: noisy_real@0.1*" in text and "*reference: mode_dropped*" in text
+    assert "never reached" in text and "Memorization at equal quality" in text
+    # the frontier's levels come from the data: they lie within the rows' quality values
+    grid = text.split("chosen before any arm is compared: ")[1].split(".\n")[0]
+    levels = [float(v) for v in grid.split(", ")]
+    q = [r["quality.score"] for r in rows]
+    assert len(levels) >= 5 and min(q) - 1e-3 <= min(levels) and max(levels) <= max(q) + 1e-3
+    level = float(verdict.split("first crossing of quality score ≤ ")[1].split(",")[0])
+    assert min(q) - 1e-3 <= level <= max(q) + 1e-3
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -37,6 +37,7 @@ from sigdiff.report._core import (
     MEM,
     MEM_LP,
     METRICS,
+    QUALITY,
     SINGLE_LEVELS,
     TSTR,
     ReportError,
@@ -48,6 +49,7 @@ from sigdiff.report._core import (
     _per_seed_reference,
     load_results,
     primary_sampler,
+    quality_axis,
 )
 from sigdiff.report.claims import SUMMARY_KEYS, claim_rows, claims_table, reading
 from sigdiff.report.plots import (
@@ -57,17 +59,19 @@ from sigdiff.report.plots import (
     utility_section,
 )
 from sigdiff.report.tables import (
+    Frontier,
     auf_table,
     equal_alignment_table,
     frontier_on,
     headline_table,
     headline_tables,
     metric_check,
+    paired_auf_table,
     sampler_table,
     stopping_rules_table,
     stopping_table,
 )
-from sigdiff.report.verdict import equal_alignment_outcome, verdict
+from sigdiff.report.verdict import equal_alignment_outcome, quality_verdict, verdict
 from sigdiff.stats import Interval, t_interval
 
 
@@ -98,7 +102,12 @@ def write_report(results_dir: str | Path, out_dir: str | Path, *,
              "copier (draws with replacement from the training records), noisy copies, "
              "residual-noise real data and smoothed real data. The alignment gate joins MMD², "
              "the 1-NN two-sample test (0 = floor, 1 = copier) and the log-spectral distance "
-             "(0 = floor, 1 = residual-noise real data); its score is the worst of the three.",
+             "(0 = floor, 1 = residual-noise real data); its score is the worst of the three."
+             + (" The quality score (the report's quality axis) is 2·AUC − 1 of a "
+                "cross-validated classifier telling each set from the held-out real records (0 "
+                "= as good as unseen real records, 1 = always told apart); every reference, "
+                "including the quality ladder's (blurred, noisy, mode-dropped real data), gets "
+                "its own." if quality_axis(df)[0] == QUALITY else ""),
              "", "Intervals: 95% Student-t over seeds (mean ± t₀.₉₇₅,ₙ₋₁·s/√n); differences "
              "are paired by seed.", ""]
     summary: dict[str, dict[str, float]] = {}
@@ -158,26 +167,14 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
     tag = _n(n)
     check_md, flags = metric_check(d)
     plot_over_steps(d, n, out / f"over_steps_n{tag}.png")
-    levels = list(LEVELS)
-    gate = frontier_on(d, base, x_key=GATE, levels=levels)
-    for y_key, name in ((MEM, "raw"), (MEM_LP, "lowpass")):
-        frontier.plot_frontier(d, x_key=GATE, y_key=y_key, levels=levels, x_log=True,
-                               path=out / f"frontier_{name}_n{tag}.png",
-                               x_label="alignment gate score (0 = real floor, 1 = copier)",
-                               y_label=_label(y_key),
-                               floor_y=float(_per_seed_reference(d, y_key, "floor").mean()),
-                               floor_x=None)
-    per_axis = []
-    for key, label in AXES.items():
-        if key == GATE or key not in d or d[key].isna().all():
-            continue
-        axis = frontier_on(d, base, x_key=key, levels=list(SINGLE_LEVELS))
-        per_axis += [f"#### Frontier on {label} alone (levels {SINGLE_LEVELS[0]:g} to "
-                     f"{SINGLE_LEVELS[-1]:g})", "", auf_table(axis.auf[MEM], axis.auf[MEM_LP]),
-                     ""]
+    axis, note = quality_axis(d)
+    front, frontier_md = (_gate_frontier(d, tag, base, out) if axis == GATE else
+                          _quality_frontier(d, tag, base, out))
     stop = stopping_table(d, sweep, base)
-    section = [f"## Training-set size {tag}", "", "### Verdict", "",
-               verdict(d, base, summary, gate, flags), "",
+    said = (verdict(d, base, summary, front, flags) if axis == GATE else
+            quality_verdict(d, base, summary, front, flags))
+    section = [f"## Training-set size {tag}", "", *([note, ""] if note else []), "### Verdict",
+               "", said, "",
                "### Do the metrics tell real from copied and corrupted data here?", "",
                "Signed separation from the real-data floor, per seed's references "
                "(positive = the floor scores better, as it must), mean [95% t-interval]. "
@@ -196,16 +193,7 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
                   "low-noise, late denoising steps) and against its signal mean u.", "",
                   f"![](emphasis_n{tag}.png)", ""]
                  if plot_emphasis(d, summary, out / f"emphasis_n{tag}.png") else []),
-               "### The frontier: memorization against alignment over training", "",
-               f"![](frontier_raw_n{tag}.png)", "", f"![](frontier_lowpass_n{tag}.png)", "",
-               "#### Area under the frontier (joint gate)", "",
-               auf_table(gate.auf[MEM], gate.auf[MEM_LP]), "",
-               "#### Memorization at equal alignment (joint gate; first crossing, interpolated)",
-               "", "Status counts: seeds that reached the level between two checkpoints / "
-               "already at the first checkpoint (left-censored: the value is an upper bound) / "
-               "never. Δ uses the seeds where both arms reached it.", "",
-               equal_alignment_table(gate, base), "",
-               *per_axis]
+               *frontier_md]
     if stop:
         section += ["### Early stopping: a checkpoint is not a stopped run", "",
                     "Frontier studies here use a constant learning rate after warm-up, so a "
@@ -213,6 +201,71 @@ def _size_section(d: pd.DataFrame, n: int, base: str, sweep: Mapping[str, Any],
                     "shows the difference once: a run whose cosine schedule ends at k beside "
                     "the constant-LR checkpoint at k (paired by seed).", "", stop, ""]
     return section
+
+
+def _gate_frontier(d: pd.DataFrame, tag: str, base: str, out: Path
+                   ) -> tuple[Frontier, list[str]]:
+    """The frontier on the alignment gate (rows without the quality score): the fixed gate
+    levels, unreached levels charged as copying, and each gate metric alone."""
+    levels = list(LEVELS)
+    gate = frontier_on(d, base, x_key=GATE, levels=levels)
+    for y_key, name in ((MEM, "raw"), (MEM_LP, "lowpass")):
+        frontier.plot_frontier(d, x_key=GATE, y_key=y_key, levels=levels, x_log=True,
+                               path=out / f"frontier_{name}_n{tag}.png",
+                               x_label="alignment gate score (0 = real floor, 1 = copier)",
+                               y_label=_label(y_key),
+                               floor_y=float(_per_seed_reference(d, y_key, "floor").mean()),
+                               floor_x=None)
+    per_axis = []
+    for key, label in AXES.items():
+        if key == GATE or key not in d or d[key].isna().all():
+            continue
+        axis = frontier_on(d, base, x_key=key, levels=list(SINGLE_LEVELS))
+        per_axis += [f"#### Frontier on {label} alone (levels {SINGLE_LEVELS[0]:g} to "
+                     f"{SINGLE_LEVELS[-1]:g})", "", auf_table(axis.auf[MEM], axis.auf[MEM_LP]),
+                     ""]
+    return gate, ["### The frontier: memorization against alignment over training", "",
+                  f"![](frontier_raw_n{tag}.png)", "", f"![](frontier_lowpass_n{tag}.png)", "",
+                  "#### Area under the frontier (joint gate)", "",
+                  auf_table(gate.auf[MEM], gate.auf[MEM_LP]), "",
+                  "#### Memorization at equal alignment (joint gate; first crossing, "
+                  "interpolated)", "", "Status counts: seeds that reached the level between two "
+                  "checkpoints / already at the first checkpoint (left-censored: the value is an "
+                  "upper bound) / never. Δ uses the seeds where both arms reached it.", "",
+                  equal_alignment_table(gate, base), "", *per_axis]
+
+
+def _quality_frontier(d: pd.DataFrame, tag: str, base: str, out: Path
+                      ) -> tuple[Frontier, list[str]]:
+    """The frontier on the validated quality score: levels from the data (quantiles of every
+    checkpoint's score, all arms pooled, chosen before any arm is compared), never-reached
+    levels reported apart from copying."""
+    levels = frontier.data_levels(d[QUALITY]).tolist()
+    front = frontier_on(d, base, x_key=QUALITY, levels=levels, charge_never=False)
+    floor = _per_seed_reference(d, QUALITY, "floor")
+    for y_key, name in ((MEM, "raw"), (MEM_LP, "lowpass")):
+        frontier.plot_frontier(d, x_key=QUALITY, y_key=y_key, levels=levels,
+                               path=out / f"frontier_{name}_n{tag}.png",
+                               x_label=_label(QUALITY), y_label=_label(y_key),
+                               floor_y=float(_per_seed_reference(d, y_key, "floor").mean()),
+                               floor_x=float(floor.mean()) if len(floor) else None)
+    grid = ", ".join(f"{v:.3g}" for v in levels)
+    return front, [
+        "### The frontier: memorization against quality over training", "",
+        f"Quality levels from the data: the 5%, 15%, …, 95% quantiles of the quality score of "
+        f"every checkpoint of every arm pooled ({d[QUALITY].min():.3g} to "
+        f"{d[QUALITY].max():.3g} over {len(d)} checkpoints), chosen before any arm is compared: "
+        f"{grid}.", "", f"![](frontier_raw_n{tag}.png)", "",
+        f"![](frontier_lowpass_n{tag}.png)", "",
+        "#### Area under the frontier (quality score), paired by seed", "",
+        "Over the grid levels every run of both arms reaches; a level some run never reaches "
+        "is left out of the area and counted in the last column (not charged as copying).", "",
+        paired_auf_table(front, base), "",
+        "#### Memorization at equal quality (first crossing, interpolated)", "",
+        "Status counts: seeds that reached the level between two checkpoints / already at the "
+        "first checkpoint (left-censored: the value is an upper bound) / never (reported here, "
+        "not counted as copying). Δ uses the seeds where both arms reached it.", "",
+        equal_alignment_table(front, base), ""]
 
 
 __all__ = ["LEVELS", "Interval", "ReportError", "claim_rows", "claims_table",

@@ -21,8 +21,12 @@ MEM_LP = "memorization.memorized_fraction_lowpass"
 GATE = "gate.score"
 
 
+QUALITY = "quality.score"
+
+
 #: column → (label, better direction)
 METRICS: dict[str, tuple[str, str]] = {
+    QUALITY: ("quality score (0 = real, 1 = always told apart)", "lower"),
     MEM: ("memorized fraction (1/3 rule)", "lower"),
     MEM_LP: ("memorized fraction, low-passed", "lower"),
     "memorization.dcr_median_ratio": ("DCR ratio gen/floor", "higher"),
@@ -49,6 +53,44 @@ REFERENCE_ROWS = ("floor", "copier", "noisy_copy@0.1", "noisy_copy@0.2", "residu
                   "smoothed")
 
 
+#: the quality ladder's references (`sigdiff.metrics.references`), shown where a sweep has them
+QUALITY_REFERENCES = ("smoothed@1", "noisy_real@0.05", "noisy_real@0.1", "noisy_real@0.2",
+                      "mode_dropped")
+
+
+def reference_rows(d: pd.DataFrame) -> tuple[str, ...]:
+    """`REFERENCE_ROWS`, then the quality ladder's references these rows carry (older sweeps
+    have none of them)."""
+    def present(ref: str) -> bool:
+        cols = [c for c in d.columns if c.endswith(f"@{ref}")]
+        return any(d[c].notna().any() for c in cols)
+
+    return REFERENCE_ROWS + tuple(r for r in QUALITY_REFERENCES if present(r))
+
+
+#: the line a report on rows without the quality score carries
+GATE_NOTE = ("These rows predate the validated quality score (`quality.score`, a classifier "
+             "two-sample test against held-out real records): their quality axis is the "
+             "alignment gate, which is **not** a validated quality score — an audit found it "
+             "mostly a second copy detector (docs/results/claims.md). Read \"equal alignment\" "
+             "below as equal gate, not equal quality.")
+
+
+def quality_axis(d: pd.DataFrame) -> tuple[str, str | None]:
+    """The report's quality axis and the note it must carry: (`QUALITY`, None) when every row
+    carries the validated quality score, else (`GATE`, `GATE_NOTE`) (older sweeps, or a score
+    some checkpoint could not measure)."""
+    if QUALITY in d and len(d) and d[QUALITY].notna().all():
+        return QUALITY, None
+    if QUALITY in d and d[QUALITY].notna().any():
+        missing = int(d[QUALITY].isna().sum())
+        return GATE, (f"{missing} of {len(d)} checkpoints have no quality score, so the "
+                      "quality axis falls back to the alignment gate, which is **not** a "
+                      "validated quality score (mostly a second copy detector, "
+                      "docs/results/claims.md).")
+    return GATE, GATE_NOTE
+
+
 #: equal-alignment levels on the gate scale (1 = as far from real data as the copier / the
 #: residual-noise set on the worst gate metric), a uniform grid: the AUF is the area under the
 #: frontier over [0.5, 4] divided by its width (trapezoid rule, `sigdiff.frontier`)
@@ -60,8 +102,9 @@ SINGLE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 #: a metric's anchor for the "does it tell real from its anchor" check: the gate's anchor for a
-#: gate metric, else the copier
-ANCHORS = {"spectral.log_spectral_distance_db": "residual_noise"}
+#: gate metric, residual noise for the quality score (a copier is real data: good quality),
+#: else the copier
+ANCHORS = {"spectral.log_spectral_distance_db": "residual_noise", QUALITY: "residual_noise"}
 
 
 #: the frontier is drawn on the joint gate and, for transparency, on each gate metric alone

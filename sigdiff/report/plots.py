@@ -14,6 +14,7 @@ from sigdiff.report._core import (
     GATE,
     MEM,
     MEM_LP,
+    QUALITY,
     TRTR,
     TSTR,
     _arms,
@@ -22,6 +23,7 @@ from sigdiff.report._core import (
     _n,
     _paired,
     _per_seed_reference,
+    quality_axis,
 )
 from sigdiff.report.claims import SUMMARY_KEYS, _contribution
 from sigdiff.stats import t_interval
@@ -87,11 +89,13 @@ OVER_STEPS = [GATE, MEM, MEM_LP, "alignment_vs_holdout.mmd2", "spectral.log_spec
 
 
 def plot_over_steps(d: pd.DataFrame, n: int, path: Path) -> Path:
-    """Key figures against training step, mean and 95% CI over seeds, floor and copier lines."""
+    """Key figures against training step, mean and 95% CI over seeds, floor and copier lines;
+    the first panel is the report's quality axis (`quality_axis`)."""
     arms = _arms(d)
     colors = _colors(arms)
     fig, axes = _figure(2, 3, (14, 7.5))
-    for ax, key in zip(axes.flat, OVER_STEPS):
+    keys = [quality_axis(d)[0], *OVER_STEPS[1:]]
+    for ax, key in zip(axes.flat, keys):
         if key not in d or d[key].isna().all():  # images: no spectra
             ax.set_title(f"{_label(key)}: not measured for this data", fontsize=9)
             ax.axis("off")
@@ -106,7 +110,9 @@ def plot_over_steps(d: pd.DataFrame, n: int, path: Path) -> Path:
                             color=colors[arm], alpha=0.15)
         if key == GATE:  # log scale: the floor (0) lies below the axis
             ax.axhline(1, color="grey", ls=":", lw=1, label="copier / residual noise (1)")
-        for ref, style in (("floor", "--"), ("copier", ":")):
+        refs = (("floor", "--"), ("residual_noise", ":")) if key == QUALITY else \
+            (("floor", "--"), ("copier", ":"))
+        for ref, style in refs:
             s = _per_seed_reference(d, key, ref)
             if len(s):
                 ax.axhline(float(s.mean()), color="k" if ref == "floor" else "grey", ls=style,
@@ -118,7 +124,8 @@ def plot_over_steps(d: pd.DataFrame, n: int, path: Path) -> Path:
             ax.set_yscale("log")
     axes[0][0].legend(fontsize=6)
     fig.suptitle(f"figures over training (n = {_n(n)} training records): mean and 95% t-interval "
-                 "over seeds; dashed: real-data floor, dotted: copier", fontsize=9)
+                 "over seeds; dashed: real-data floor, dotted: copier (quality: residual "
+                 "noise)", fontsize=9)
     fig.savefig(path, dpi=110)
     return path
 

@@ -19,7 +19,7 @@ from sigdiff.report._core import (
     MEM,
     MEM_LP,
     METRICS,
-    REFERENCE_ROWS,
+    QUALITY,
     _arms,
     _at_step,
     _final,
@@ -30,6 +30,8 @@ from sigdiff.report._core import (
     _paired,
     _per_seed_reference,
     load_results,
+    quality_axis,
+    reference_rows,
 )
 from sigdiff.stats import Interval, t_interval
 
@@ -38,8 +40,8 @@ def metric_check(d: pd.DataFrame) -> tuple[str, dict[str, bool]]:
     """Does each metric rank the floor better than each reference in this sweep? Signed
     separation (positive = floor better), mean [95% CI] over seeds; the flag is 'no' unless the
     copier's interval lies above 0."""
-    header = ["metric", "floor", *(f"Δ {r}" for r in REFERENCE_ROWS[1:]),
-              "tells floor from its anchor"]
+    refs = reference_rows(d)[1:]
+    header = ["metric", "floor", *(f"Δ {r}" for r in refs), "tells floor from its anchor"]
     rows, ok = [], {}
     for key in CHECKED:
         if f"{key}@floor" not in d:
@@ -47,12 +49,12 @@ def metric_check(d: pd.DataFrame) -> tuple[str, dict[str, bool]]:
         direction = METRICS.get(key, ("", "lower"))[1]
         floor = _per_seed_reference(d, key, "floor")
         cells = []
-        for ref in REFERENCE_ROWS[1:]:
+        for ref in refs:
             other = _per_seed_reference(d, key, ref)
             sep = (other - floor) if direction == "lower" else (floor - other)
             cells.append(t_interval(sep.dropna().to_numpy(dtype=float)))
         anchor = ANCHORS.get(key, "copier")
-        sep_anchor = cells[list(REFERENCE_ROWS[1:]).index(anchor)]
+        sep_anchor = cells[refs.index(anchor)]
         ok[key] = bool(sep_anchor.n >= 2 and sep_anchor.low > 0)
         note = ("yes" if ok[key] else "**no**") + ("" if anchor == "copier" else f" ({anchor})")
         if key.startswith("alignment_vs_train"):
@@ -62,26 +64,28 @@ def metric_check(d: pd.DataFrame) -> tuple[str, dict[str, bool]]:
     return _md_table(header, rows), ok
 
 
-HEADLINE = [GATE, MEM, MEM_LP, "memorization.dcr_median_ratio",
+HEADLINE = [QUALITY, GATE, MEM, MEM_LP, "memorization.dcr_median_ratio",
             "memorization.dcr_median_ratio_lowpass", "alignment_vs_holdout.mmd2",
             "alignment_vs_holdout.c2st_1nn", "spectral.log_spectral_distance_db",
             "alignment_vs_train.pca_js"]
 
 
 def headline_table(df: pd.DataFrame, n: int, flags: Mapping[str, bool] | None = None) -> str:
-    """Final checkpoint per arm (mean [95% CI] over seeds), then the reference rows."""
+    """Final checkpoint per arm (mean [95% CI] over seeds), then the reference rows; the first
+    column is the report's quality axis (`quality_axis`), the gate beside it on older rows."""
     d = df[df.train_subset == n]
     flags = flags or {}
+    keys = headline_keys(d)
     header = ["arm", "final step"] + [_label(k) + ("" if flags.get(k, True) else " ⚠")
-                                      for k in HEADLINE]
+                                      for k in keys]
     rows = []
     for arm in _arms(d):
         last = int(d[d.arm == arm].step.max())
         rows.append([arm, str(last)] + [t_interval(_final(d, arm, k).to_numpy(dtype=float)).fmt()
-                                        for k in HEADLINE])
-    for ref in REFERENCE_ROWS:
+                                        for k in keys])
+    for ref in reference_rows(d):
         cells = []
-        for k in HEADLINE:
+        for k in keys:
             if k == GATE:
                 cells.append("0" if ref == "floor" else "")
                 continue
@@ -90,6 +94,14 @@ def headline_table(df: pd.DataFrame, n: int, flags: Mapping[str, bool] | None = 
         name = "**real-data floor**" if ref == "floor" else f"*reference: {ref}*"
         rows.append([name, "", *cells])
     return _md_table(header, rows)
+
+
+def headline_keys(d: pd.DataFrame) -> list[str]:
+    """The headline's columns: the quality axis first, then the other figures (rows without the
+    quality score: the gate first, as before)."""
+    axis, _ = quality_axis(d)
+    return [axis, *(k for k in HEADLINE if k not in (QUALITY, GATE))] if axis == QUALITY \
+        else [k for k in HEADLINE if k != QUALITY]
 
 
 def _status(row: Mapping[str, Any], prefix: str) -> str:
@@ -106,10 +118,15 @@ class Frontier:
     auf: dict[str, pd.DataFrame]
 
 
-def frontier_on(d: pd.DataFrame, base: str, *, x_key: str, levels: Sequence[float]) -> Frontier:
-    """Crossings, AUF per run and per arm, for raw and low-passed memorization."""
+def frontier_on(d: pd.DataFrame, base: str, *, x_key: str, levels: Sequence[float],
+                charge_never: bool = True) -> Frontier:
+    """Crossings, AUF per run and per arm (never-reached levels charged as copying; empty
+    without ``charge_never``: `paired_auf_table` counts them apart instead), for raw and low-passed
+    memorization."""
     cross = {y: frontier.equal_alignment(d, x_key=x_key, y_key=y, levels=levels)
              for y in (MEM, MEM_LP)}
+    if not charge_never:
+        return Frontier(cross, {}, {})
     runs = {y: frontier.auf_from_crossings(c, levels=levels) for y, c in cross.items()}
     auf = {y: frontier.summarize_auf(r, baseline=base) for y, r in runs.items()}
     return Frontier(cross, runs, auf)
@@ -124,7 +141,7 @@ def equal_alignment_table(f: Frontier, base: str) -> str:
     for (_, r), (_, q) in zip(raw.iterrows(), lp.iterrows()):
         d_raw = Interval(r["mean"], r["low"], r["high"], int(r["n"]))
         d_lp = Interval(q["mean"], q["low"], q["high"], int(q["n"]))
-        rows.append([f"{r['level']:g}", str(r["arm"]),
+        rows.append([f"{r['level']:.3g}", str(r["arm"]),
                      f"{_status(r, 'arm')}; {_status(r, 'base')}",
                      d_raw.fmt() + (f" ({int(r['n_censored_pairs'])} censored)"
                                     if r["n_censored_pairs"] else ""),
@@ -147,6 +164,28 @@ def auf_table(auf: pd.DataFrame, auf_lp: pd.DataFrame) -> str:
     return _md_table(header, rows)
 
 
+def _iv(r: Mapping[str, Any]) -> Interval:
+    return Interval(r["mean"], r["low"], r["high"], int(r["n"]), r["se"])
+
+
+def paired_auf_table(f: Frontier, base: str) -> str:
+    """Δ AUF (arm − base, paired by seed, raw and low-passed) over the grid levels every run of
+    both arms reaches (`frontier.paired_auf`); levels some run never reaches are left out of
+    the area and counted apart (seed × level pairs), not charged as copying."""
+    raw, lp = (frontier.paired_auf(f.crossings[y], baseline=base) for y in (MEM, MEM_LP))
+    total = f.crossings[MEM].level.nunique()
+    rows = []
+    for (_, r), (_, q) in zip(raw.iterrows(), lp.iterrows()):
+        span = (f"{r['level_lo']:.3g} to {r['level_hi']:.3g} ({int(r['n_levels'])} of {total})"
+                if r["n_levels"] else f"none of {total}")
+        rows.append([str(r["arm"]), span, _iv(r).fmt(), f"{r['p']:.3g}", _iv(q).fmt(),
+                     f"{q['p']:.3g}",
+                     f"{int(r['arm_never'])}; {int(r['base_never'])}"])
+    return _md_table(["arm", "levels every run of both reaches", "Δ AUF (memorized fraction)",
+                      "p", "Δ AUF low-passed", "p", "seed × level never reached (arm; base)"],
+                     rows)
+
+
 def stopping_table(d: pd.DataFrame, sweep: Mapping[str, Any], base: str) -> str | None:
     """A run whose cosine schedule ends at k beside the constant-LR baseline's checkpoint at k."""
     cells = sweep.get("cells", {})
@@ -162,7 +201,7 @@ def stopping_table(d: pd.DataFrame, sweep: Mapping[str, Any], base: str) -> str 
                 cfg["optim"]["lr_schedule"] == base_cfg["optim"]["lr_schedule"]:
             continue
         k = int(cfg["steps"])
-        for key in (MEM, MEM_LP, GATE, "spectral.log_spectral_distance_db"):
+        for key in (MEM, MEM_LP, quality_axis(d)[0], "spectral.log_spectral_distance_db"):
             a, b = _final(d, arm, key), _at_step(d, base, k, key)
             rows.append([arm, str(k), _label(key), t_interval(a.to_numpy(dtype=float)).fmt(),
                          t_interval(b.to_numpy(dtype=float)).fmt(), _paired(a, b).fmt()])
@@ -201,9 +240,13 @@ def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
     others = [s for s in dict.fromkeys(d_all.sampler) if s != primary]
     if not others:
         return None
-    header = ["sampler", "arm", "step", *(_label(k) for k in SAMPLER_FIGURES),
-              "Δ mem. vs " + primary, "Δ gate vs " + primary, f"Δ mem. vs {base}",
-              f"Δ gate vs {base}"]
+    axis, _ = quality_axis(d_all)
+    figures_keys = [axis, *(k for k in SAMPLER_FIGURES if k != GATE)] if axis == QUALITY \
+        else SAMPLER_FIGURES
+    word = "quality" if axis == QUALITY else "gate"
+    header = ["sampler", "arm", "step", *(_label(k) for k in figures_keys),
+              "Δ mem. vs " + primary, f"Δ {word} vs " + primary, f"Δ mem. vs {base}",
+              f"Δ {word} vs {base}"]
     rows = []
 
     def at(sampler: str, arm: str, step: int, key: str) -> pd.Series:
@@ -218,13 +261,13 @@ def sampler_table(d_all: pd.DataFrame, base: str, primary: str) -> str | None:
                                                 (d_all.arm == arm) & (d_all.step == st)).any()]
             for step in steps:
                 figures = [t_interval(at(sampler, arm, step, k).to_numpy()).fmt()
-                           for k in SAMPLER_FIGURES]
+                           for k in figures_keys]
                 vs_primary = ["—", "—"] if sampler == primary else [
                     _paired(at(sampler, arm, step, k), at(primary, arm, step, k)).fmt()
-                    for k in (MEM, GATE)]
+                    for k in (MEM, axis)]
                 has_base = arm != base and len(at(sampler, base, step, MEM))
                 vs_base = [_paired(at(sampler, arm, step, k), at(sampler, base, step, k)).fmt()
-                           if has_base else "—" for k in (MEM, GATE)]
+                           if has_base else "—" for k in (MEM, axis)]
                 rows.append([sampler, arm, str(int(step)), *figures, *vs_primary, *vs_base])
     return _md_table(header, rows)
 
