@@ -104,8 +104,9 @@ def eval_cmd(
     extras: tuple[str, ...] | None, device: str, downstream: str | None, classifier: str,
     downstream_seeds: int, augment: float, overwrite: bool, no_progress: bool, dry_run: bool,
 ) -> None:
-    """Evaluate SAMPLES against TRAIN (memorization) and HOLDOUT (alignment), beside the real-data
-    floor, a copier and corrupted real data; print the table and the alignment gate."""
+    """Evaluate SAMPLES on two axes — quality against HOLDOUT (a cross-validated classifier
+    two-sample test) and memorization against TRAIN — each beside the real-data floor, a copier,
+    noisy, blurred and mode-dropped real data; print both, then the full table."""
     try:
         config = EvalConfig(
             seed=seed, threshold=threshold, k=k, n_components=pca_components,

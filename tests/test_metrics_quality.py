@@ -208,3 +208,15 @@ def test_evaluate_reports_quality_and_memorization_as_two_axes(tmp_path) -> None
     assert row["quality.score@mode_dropped"] == q["references"]["mode_dropped"]["score"]
     table = (tmp_path / "metrics.md").read_text()
     assert table.index("**Quality") < table.index("**Memorization") < table.index("Alignment gate")
+
+
+def test_tiny_real_sets_say_what_they_cannot_measure() -> None:
+    from sigdiff.metrics.evaluate import EvalConfig, evaluate, markdown_table
+
+    rng = np.random.default_rng(10)
+    rep = evaluate(_waves(20, rng), _waves(12, rng), _waves(30, rng), sampling_rate=1.0,
+                   config=EvalConfig(mmd_permutations=0, extras=(), k=2), progress=False)
+    assert "mode_dropped" not in rep["meta"]["references"]  # 6 floor records: too few to cluster
+    assert "too few to cluster" in rep["meta"]["skipped"]["mode_dropped"]
+    assert rep["quality"]["score"] is None and "needs at least" in rep["quality"]["skipped"]
+    assert "Quality (against held-out real records): not measured" in markdown_table(rep)

@@ -217,6 +217,9 @@ def prepare(
         raise ValueError(f"evaluate: the ratio test needs 2 training records; {names[0]} has "
                          f"{len(tr)}")
     refs = build_references(tr, floor_pool, n=n, spec=cfg.references, seed=cfg.seed)
+    if cfg.references.mode_clusters and "mode_dropped" not in refs:
+        skipped["mode_dropped"] = (f"the floor pool's {len(floor_pool)} records are too few to "
+                                   f"cluster into {cfg.references.mode_clusters} modes")
     pca = fit_pca(tr, n_components=cfg.n_components)
     train_lp = lowpass(tr, cfg.lowpass)
     floor = refs["floor"]

@@ -164,7 +164,7 @@ def build_references(
     for level in spec.real_noise_levels:
         noise = rng.standard_normal(real.shape) * std * level
         sets[real_noise_name(level)] = (real + noise).astype(np.float32)
-    if spec.mode_clusters:
+    if spec.mode_clusters and len(floor) >= 2 * spec.mode_clusters:  # else: too few to cluster
         sets["mode_dropped"] = mode_dropped(floor, n=n, clusters=spec.mode_clusters, seed=seed,
                                             rng=rng)
     return sets
