@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from sigdiff.cli.data import data
 from sigdiff.datasets import CATALOG, load_dataset
 
-from sigdiff.data.store import open_store
+from sigdiff.data.store import StoreError, open_store
 
 SHARED_ECG = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000" / "ECG5000_TRAIN.txt"
@@ -139,3 +140,30 @@ def test_cli_info_png_checked_first(tmp_path: Path) -> None:
     assert _run("make", "ecg5000", "--out", str(store))[0] == 0
     code, out = _run("info", str(store), "--png", str(tmp_path / "missing" / "f.png"))
     assert code != 0 and "does not exist" in out and "shape" not in out
+
+
+def test_basicmotions_is_aeons_copy_with_integer_labels() -> None:
+    from aeon.datasets import load_basic_motions
+
+    x, y = load_basic_motions()
+    bm = load_dataset("basicmotions")
+    assert bm.signals.shape == (80, 6, 100) and bm.sampling_rate == 10.0
+    np.testing.assert_array_equal(bm.signals, x.astype(np.float32))
+    names = bm.attrs["label_names"]
+    assert [names[i] for i in bm.labels] == [str(v) for v in y]
+    assert np.bincount(bm.labels).tolist() == [20, 20, 20, 20]
+
+
+def test_basicmotions_without_aeon_says_what_to_install(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_aeon(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name.startswith("aeon"):
+            raise ImportError("No module named 'aeon'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_aeon)
+    with pytest.raises(StoreError, match="pip install aeon"):
+        load_dataset("basicmotions")

@@ -178,7 +178,7 @@ def test_cli_writes_the_three_files(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--train", "missing.zarr", "--holdout", "missing.zarr"], "not a sigdiff store"),
-    (["--dataset", "nope"], "unknown dataset 'nope'; valid choices: digits, ecg5000"),
+    (["--dataset", "nope"], "unknown dataset 'nope'; valid choices: basicmotions, digits, ecg5000"),
     (["--dataset", "ecg5000", "--repeats", "1"], "--repeats must be at least 2"),
     (["--train", "a.zarr"], "--train and --holdout go together"),
     (["--dataset", "ecg5000", "--train", "a.zarr"], "either --dataset NAME or --train"),

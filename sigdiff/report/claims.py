@@ -29,7 +29,7 @@ from sigdiff.report._core import (
     load_results,
     primary_sampler,
 )
-from sigdiff.report.verdict import final_comparison
+from sigdiff.report.verdict import equal_level, final_comparison
 from sigdiff.stats import Interval, holm, t_interval, t_pvalue
 
 #: an arm that moves the mean of its learning signal (E[t]/T) by less than this from its
@@ -75,14 +75,8 @@ def contribution_summary(sweep: Mapping[str, Any], arms: Sequence[str],
 
 def _equal_gate(dn: pd.DataFrame, arm: str, base: str) -> tuple[float, Interval, int]:
     """(level, Δ memorized at each run's first crossing of it, pairs with an at-first upper
-    bound): the level is the tightest one every run of both arms reaches (the largest of the
-    runs' best gate values), chosen from the gate alone before memorization is compared."""
-    pair = dn[dn.arm.isin([arm, base])]
-    level = frontier.common_level(pair, x_key=GATE, arms=[arm, base])
-    cross = frontier.equal_alignment(pair, x_key=GATE, y_key=MEM, levels=[level])
-    r = frontier.paired_at_levels(cross, baseline=base).iloc[0]
-    return level, Interval(r["mean"], r["low"], r["high"], int(r["n"]), r["se"]), \
-        int(r["n_censored_pairs"])
+    bound) on the gate: `verdict.equal_level` with the gate as the axis."""
+    return equal_level(dn, arm, base, x_key=GATE)
 
 
 def _auf(cross: pd.DataFrame, arm: str, base: str) -> dict[str, Any]:
